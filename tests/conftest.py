@@ -1,0 +1,27 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.helpers import flush_broker
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_user("alice", "alice@example.com", "alice-password-1")
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password-1")
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("sam", "sam@example.com", "sam-password-1", is_staff=True)
+
+
+@pytest.fixture
+def clean_broker():
+    """An empty Redis database, so that no message from an earlier test reaches this test's worker."""
+    flush_broker()
+    yield
+    flush_broker()

@@ -1,0 +1,39 @@
+import pytest
+from django.test import override_settings
+
+from tests.helpers import celery_worker
+
+
+def _health(client):
+    response = client.get("/api/v1/health/")
+    return response.status_code, response.json()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_it_reports_a_live_worker(client, clean_broker):
+    with celery_worker("health", queues="default") as (_proc, node, _log):
+        status, body = _health(client)
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] and body["broker"]["ok"]
+    assert node in body["workers"]["hostnames"]
+
+
+@pytest.mark.django_db
+def test_it_reports_no_worker_without_failing(client, clean_broker):
+    status, body = _health(client)
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["workers"] == {"ok": False, "count": 0, "hostnames": [], "detail": "no worker answered"}
+
+
+@pytest.mark.django_db
+def test_it_answers_503_when_the_broker_is_unreachable(client):
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        status, body = _health(client)
+    assert status == 503
+    assert body["broker"]["ok"] is False
+    assert "broker unreachable" in body["broker"]["detail"]
+    assert body["database"]["ok"] is True
+    assert body["workers"]["count"] is None

@@ -1,0 +1,69 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _django_setup(settings_module: str, **env) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TL_"))}
+    full_env.update(DJANGO_SETTINGS_MODULE=settings_module, **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=full_env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DJANGO_DEBUG", "maybe"),
+        ("TL_ZIP_MAX_ENTRIES", "lots"),
+        ("TL_ZIP_MAX_RATIO", "0"),
+        ("TL_VALIDATION_FRACTION", "1.5"),
+        ("REDIS_URL", "http://example.invalid/"),
+        ("TL_WEIGHTS_DIR", "/no/such/folder"),
+    ],
+)
+def test_it_fails_at_start_naming_the_bad_variable(variable, value):
+    result = _django_setup("webapp.settings.test", **{variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr.splitlines()[-1]
+
+
+def test_production_settings_require_a_secret_key():
+    result = _django_setup("webapp.settings.base")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr.splitlines()[-1]
+
+
+def test_debug_is_off_unless_asked():
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="webapp.settings.base", DJANGO_SECRET_KEY="x" * 60)
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup();" + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_check_deploy_shows_only_the_warnings_the_readme_explains():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="webapp.settings.base", DJANGO_SECRET_KEY=secrets.token_urlsafe(50))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    warnings = {
+        line.split(":")[0].strip("?") for line in result.stderr.splitlines() if line.startswith("?: (security.")
+    }
+    readme = (ROOT / "README.md").read_text()
+    assert warnings, result.stderr
+    for warning in warnings:
+        assert warning.strip("()") in readme, f"{warning} is not explained in the README"

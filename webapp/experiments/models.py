@@ -1,0 +1,122 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from webapp.projects.models import Dataset, Project
+
+
+class Experiment(models.Model):
+    class Mode(models.TextChoices):
+        BOTTLENECK = "bottleneck"
+        FINETUNE = "finetune"
+        SCRATCH = "scratch"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="experiments")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    name = models.CharField(max_length=120)
+    notes = models.TextField(blank=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    backbone = models.CharField(max_length=32)
+    # The validated config (DESIGN §5), as workers.ml.config.config_to_dict wrote it.
+    config = models.JSONField()
+    base_experiment = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="finetunes"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class TrainingJob(models.Model):
+    """One run of an experiment: queued -> running -> succeeded | failed | cancelled (DESIGN §4)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    task_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    worker = models.CharField(max_length=255, blank=True)
+    progress = models.FloatField(default=0.0)
+    phase = models.CharField(max_length=32, blank=True)
+    epoch = models.PositiveIntegerField(default=0)
+    epochs = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"job {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class EpochMetric(models.Model):
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    epoch = models.PositiveIntegerField()
+    loss = models.FloatField(null=True)
+    accuracy = models.FloatField(null=True)
+    val_loss = models.FloatField(null=True)
+    val_accuracy = models.FloatField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["epoch"]
+        constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="epoch_metric_unique")]
+
+
+class TrainedModel(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="models")
+    experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="models")
+    job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="model")
+    version = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)
+    size_bytes = models.BigIntegerField()
+    checksum = models.CharField(max_length=64)
+    class_names = models.JSONField()
+    image_size = models.JSONField()
+    backbone = models.CharField(max_length=32)
+    metrics = models.JSONField(default=dict)
+    published = models.BooleanField(default=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
+            models.UniqueConstraint(fields=["project"], condition=Q(published=True), name="one_published_per_project"),
+        ]
+
+    def __str__(self):
+        return f"{self.project} model v{self.version}"

@@ -1,0 +1,40 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.core.health import health_report
+
+_part = inline_serializer("HealthPart", {"ok": serializers.BooleanField(), "detail": serializers.CharField()})
+_workers = inline_serializer(
+    "HealthWorkers",
+    {
+        "ok": serializers.BooleanField(),
+        "count": serializers.IntegerField(allow_null=True),
+        "hostnames": serializers.ListField(child=serializers.CharField()),
+        "detail": serializers.CharField(),
+    },
+)
+_health = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(["ok", "degraded", "down"]),
+        "database": _part,
+        "broker": _part,
+        "workers": _workers,
+    },
+)
+
+
+class HealthView(APIView):
+    """Database, broker and live workers. 503 when the database or the broker is down."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: _health, 503: _health}, auth=[])
+    def get(self, request):
+        report = health_report()
+        status = 200 if report["database"]["ok"] and report["broker"]["ok"] else 503
+        return Response(report, status=status)

@@ -1,0 +1,73 @@
+from django.conf import settings
+from django.db import models
+
+
+class Project(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    # Opt-in: keep images sent to the prediction endpoint (off by default; DESIGN §6).
+    store_predictions = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="project_name_unique_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+class Dataset(models.Model):
+    """One immutable version of a project's images. Ready datasets never change."""
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        ZIP = "zip"
+        FOLDER = "folder"
+        IMPORT = "import"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    original_name = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    content_hash = models.CharField(max_length=64, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    progress = models.FloatField(default=0.0)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="dataset_version_unique")]
+
+    def __str__(self):
+        return f"{self.project} v{self.version}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+
+class DatasetClass(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=255)
+    train_count = models.PositiveIntegerField(default=0)
+    validation_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="dataset_class_unique")]
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,100 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from rest_framework.authtoken.models import Token
+
+from webapp.core.errors import ServiceError
+
+from . import selectors, services
+from .forms import ProjectForm
+
+
+def home(request):
+    return render(request, "home.html")
+
+
+def signup(request):
+    if not settings.TL_SIGNUP_ENABLED:
+        raise Http404("Sign-up is disabled on this server.")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("projects:list")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def account(request):
+    token = Token.objects.filter(user=request.user).first()
+    return render(request, "registration/account.html", {"token": token})
+
+
+@login_required
+@require_POST
+def account_token_rotate(request):
+    Token.objects.filter(user=request.user).delete()
+    Token.objects.create(user=request.user)
+    messages.success(request, "A new API token was created; the old one no longer works.")
+    return redirect("account")
+
+
+@login_required
+def project_list(request):
+    projects = selectors.projects_for_user(request.user)
+    return render(request, "projects/project_list.html", {"projects": projects})
+
+
+def _save_project(request, form, *, project=None):
+    try:
+        if project is None:
+            return services.project_create(owner=request.user, **form.cleaned_data)
+        return services.project_update(project=project, **form.cleaned_data)
+    except ServiceError as exc:
+        form.add_error(exc.field, exc.message)
+        return None
+
+
+@login_required
+def project_create(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = _save_project(request, form)
+        if project:
+            messages.success(request, f"Project {project.name} created.")
+            return redirect("projects:detail", project_id=project.pk)
+    return render(request, "projects/project_form.html", {"form": form})
+
+
+@login_required
+def project_edit(request, project_id):
+    project = selectors.project_for_user(request.user, project_id)
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        if _save_project(request, form, project=project):
+            messages.success(request, "Project saved.")
+            return redirect("projects:detail", project_id=project.pk)
+    return render(request, "projects/project_form.html", {"form": form, "project": project})
+
+
+@login_required
+def project_delete(request, project_id):
+    project = selectors.project_for_user(request.user, project_id)
+    if request.method == "POST":
+        name = project.name
+        services.project_delete(project=project)
+        messages.success(request, f"Project {name} and everything in it were deleted.")
+        return redirect("projects:list")
+    return render(request, "projects/project_confirm_delete.html", {"project": project})
+
+
+@login_required
+def project_detail(request, project_id):
+    project = selectors.project_for_user(request.user, project_id)
+    datasets = project.datasets.prefetch_related("classes")
+    return render(request, "projects/project_detail.html", {"project": project, "datasets": datasets})

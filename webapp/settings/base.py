@@ -1,0 +1,224 @@
+"""Production settings: everything comes from the environment (DESIGN §2).
+
+local.py and test.py only change defaults; a bad value fails at start naming the variable.
+"""
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("TL_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is required (local runs generate one; see README)")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "webapp.core",
+    "webapp.projects",
+    "webapp.experiments",
+    "webapp.predictions",
+    "webapp.dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Serves static/ from the app process so the two-command quick start needs no nginx.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+WSGI_APPLICATION = "webapp.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "webapp.core.context_processors.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write to one SQLite file; WAL plus a busy timeout avoids "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "projects:list"
+LOGOUT_REDIRECT_URL = "home"
+TL_SIGNUP_ENABLED = env_bool("TL_SIGNUP_ENABLED", False)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Storage and ML (DESIGN §2, §3) ---
+TL_STORAGE_ROOT = Path(env_str("TL_STORAGE_ROOT", str(VAR_DIR / "storage")))
+TL_WEIGHTS_DIR = env_str("TL_WEIGHTS_DIR") or None
+if TL_WEIGHTS_DIR and not Path(TL_WEIGHTS_DIR).is_dir():
+    raise ImproperlyConfigured(f"TL_WEIGHTS_DIR={TL_WEIGHTS_DIR!r} is not a directory")
+# Uploads larger than this many bytes are spooled to disk by Django, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = None
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The browser sends folder uploads in batches of TL_UPLOAD_BATCH_FILES files (DESIGN §7).
+TL_UPLOAD_BATCH_FILES = 50
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * TL_UPLOAD_BATCH_FILES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 4 * TL_UPLOAD_BATCH_FILES + 100
+TL_MAX_UPLOAD_BYTES = env_int("TL_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
+TL_ZIP_MAX_TOTAL_BYTES = env_int("TL_ZIP_MAX_TOTAL_BYTES", 4 * 1024**3, minimum=1)
+TL_ZIP_MAX_ENTRIES = env_int("TL_ZIP_MAX_ENTRIES", 200_000, minimum=1)
+TL_ZIP_MAX_RATIO = env_int("TL_ZIP_MAX_RATIO", 100, minimum=1)
+TL_IMAGE_MAX_PIXELS = env_int("TL_IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+TL_VALIDATION_FRACTION = env_float("TL_VALIDATION_FRACTION", 0.2, minimum=0.01, maximum=0.9)
+
+# --- Redis and Celery ---
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+if urlparse(REDIS_URL).scheme not in {"redis", "rediss", "redis+socket", "unix"}:
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must be a redis://, rediss:// or redis+socket:// URL")
+
+TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)
+TL_HEARTBEAT_SECONDS = 10
+# A running job whose heartbeat is older than this is failed by the reaper as "worker lost".
+TL_HEARTBEAT_STALE_SECONDS = env_int("TL_HEARTBEAT_STALE_SECONDS", 180, minimum=30)
+
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+# JSON only: a pickle from the broker is code execution.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 24 * 3600
+# Ack after the task ends so a worker killed mid-job or before starting a reserved job does not lose it;
+# the conditional claim on the job row makes a second delivery a no-op (DESIGN §7).
+CELERY_TASK_ACKS_LATE = True
+# A child killed by the OS is a failed job (the reaper reports it), not a redelivery loop.
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# One message per process at a time: queued jobs stay in Redis, in order, for whichever worker is free.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers unacked messages after this; it must exceed the longest task (a reserved message
+# may wait one whole job) so that a long training is never delivered twice while it runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 2 * TL_TRAINING_TIME_LIMIT + 3600,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 2}
+# Fail fast when Redis is down so a request that enqueues answers with an error, not a hang.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY = False
+# Default time limits; training tasks set their own from TL_TRAINING_TIME_LIMIT.
+CELERY_TASK_SOFT_TIME_LIMIT = 30 * 60
+CELERY_TASK_TIME_LIMIT = 35 * 60
+# Events let Flower and the dashboard see tasks as they happen.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"workers.tasks.run_training_job": {"queue": "training"}}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "workers.tasks.reap_stale_jobs", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- REST API ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {"predict": env_str("TL_PREDICT_THROTTLE", "600/minute")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TransferLab API",
+    "DESCRIPTION": "Transfer-learning experiments on images: projects, datasets, experiments, models, predictions.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Security (manage.py check --deploy) ---
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0, minimum=0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY") else None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("TL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,15 @@
+"""The Celery app. Configuration lives in Django settings under the CELERY_ namespace.
+
+The worker's main process imports no models and never touches TensorFlow: tasks import
+services (and through them workers.ml) lazily, inside the task body (DESIGN §7).
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
+
+app = Celery("transferlab")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["workers"], related_name="tasks")
