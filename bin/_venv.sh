@@ -16,7 +16,12 @@ STAMP=".venv/.requirements.sha256"
 WANT="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "Installing locked requirements (first run downloads TensorFlow: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  mkdir -p var
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -r requirements.txt; } \
+      > var/pip-install.log 2>&1; then
+    tail -40 var/pip-install.log >&2
+    echo "pip install failed; the whole log is in var/pip-install.log" >&2
+    exit 1
+  fi
   echo "$WANT" > "$STAMP"
 fi

@@ -67,3 +67,21 @@ def test_check_deploy_shows_only_the_warnings_the_readme_explains():
     assert warnings, result.stderr
     for warning in warnings:
         assert warning.strip("()") in readme, f"{warning} is not explained in the README"
+
+
+def test_collectstatic_with_production_storage_finds_every_referenced_file(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings.base",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        TL_VAR_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "staticfiles" / "staticfiles.json").exists()
