@@ -17,8 +17,9 @@ STORAGES = {
 WHITENOISE_AUTOREFRESH = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not :memory:, so that worker and server subprocesses started by tests share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file, not :memory:, so that worker and server subprocesses started by tests share it; one per
+    # pytest process so that two test runs in one checkout do not delete each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 # Worker subprocesses started by tests are pointed at the test database by name.
 if os.environ.get("TL_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["TL_TEST_DATABASE_NAME"]

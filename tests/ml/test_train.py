@@ -1,0 +1,173 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from workers.ml import features
+from workers.ml.errors import Cancelled, MLError
+from workers.ml.predict import load_verified_model
+from workers.ml.train import train
+
+
+def run(config, dataset_dir, tmp_path, cache_dir=None, name="model", **kwargs):
+    kwargs.setdefault("dataset_hash", "h")
+    return train(
+        config=config,
+        dataset_dir=dataset_dir,
+        output_dir=tmp_path / name,
+        cache_dir=cache_dir or tmp_path / "cache",
+        **kwargs,
+    )
+
+
+def count_extractions(monkeypatch, scale=1.0):
+    calls = []
+    real = features.extract_features
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs) * scale
+
+    monkeypatch.setattr(features, "extract_features", counting)
+    return calls
+
+
+def test_it_learns_in_bottleneck_mode_and_saves_a_full_model(bottleneck_run):
+    result, reports = bottleneck_run
+    assert result.evaluation["accuracy"] > 0.6  # chance is 1/3
+    assert result.class_names == ["circle", "square", "triangle"]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert set(result.history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
+    assert result.timings["cache_hit"] is False and result.timings["feature_extraction_s"] > 0
+    info = json.loads((result.model_dir / "model.json").read_text())
+    assert info["image_size"] == [32, 32] and info["backbone"] == "vgg16"
+    assert info["sha256"] == result.sha256 and info["output"] == "softmax"
+    assert "bilinear" in info["preprocessing"]["resize"]
+    matrix = np.array(result.evaluation["confusion_matrix"])
+    assert matrix.sum() == 30 and result.evaluation["labels"] == result.class_names
+    assert set(result.evaluation["per_class"]["circle"]) == {"precision", "recall", "f1", "support"}
+    model = load_verified_model(result.model_dir, result.sha256)
+    assert model.input_shape == (None, 32, 32, 3)  # raw images in, not features
+
+
+def test_it_reports_progress_through_every_phase(bottleneck_run):
+    _, reports = bottleneck_run
+    assert [r.phase for r in reports][0] == "extracting"
+    assert {"extracting", "training", "evaluating"} <= {r.phase for r in reports}
+    fractions = [r.fraction for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    epoch_ends = [r for r in reports if r.logs]
+    assert [r.epoch for r in epoch_ends] == [1, 2, 3, 4]
+
+
+def test_it_reuses_cached_features_without_running_the_base(
+    bottleneck_run, three_class_dir, feature_cache, tmp_path, monkeypatch
+):
+    calls = count_extractions(monkeypatch)
+    result = run(
+        tiny_config("bottleneck", head={"pooling": "avg"}),
+        three_class_dir,
+        tmp_path,
+        feature_cache,
+        dataset_hash="three-v1",
+    )
+    assert calls == []
+    assert result.timings["cache_hit"] is True
+    assert result.evaluation["accuracy"] > 0.6
+
+
+def test_it_misses_the_cache_when_the_seed_changes_random_weights(
+    bottleneck_run, three_class_dir, feature_cache, tmp_path, monkeypatch
+):
+    calls = count_extractions(monkeypatch)
+    run(tiny_config("bottleneck", seed=8, epochs=1), three_class_dir, tmp_path, feature_cache, dataset_hash="three-v1")
+    assert calls == [1, 1]  # train and validation
+
+
+def test_it_repeats_a_run_with_the_same_seed(bottleneck_run, three_class_dir, feature_cache, tmp_path):
+    first, _ = bottleneck_run
+    again = run(tiny_config("bottleneck"), three_class_dir, tmp_path, feature_cache, dataset_hash="three-v1")
+    for a, b in zip(first.history, again.history, strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+
+
+def test_it_keeps_the_best_epoch_with_early_stopping(bottleneck_run, three_class_dir, feature_cache, tmp_path):
+    result = run(
+        tiny_config("bottleneck", epochs=30, early_stopping={"patience": 2}),
+        three_class_dir,
+        tmp_path,
+        feature_cache,
+        dataset_hash="three-v1",
+    )
+    losses = [h["val_loss"] for h in result.history]
+    assert len(losses) < 30
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+    assert len(losses) == result.best_epoch + 2
+
+
+def test_the_head_learns_on_features_scaled_a_hundredfold(two_class_dir, tmp_path, monkeypatch):
+    count_extractions(monkeypatch, scale=100.0)
+    result = run(tiny_config("bottleneck"), two_class_dir, tmp_path, dataset_hash="two-x100")
+    assert result.evaluation["accuracy"] > 0.75  # chance is 1/2
+    assert json.loads((result.model_dir / "model.json").read_text())["output"] == "sigmoid"
+
+
+def test_it_fine_tunes_only_the_unfrozen_blocks(bottleneck_run, three_class_dir, tmp_path):
+    base_result, _ = bottleneck_run
+    config = tiny_config("finetune", epochs=2, learning_rate=1e-5, augmentation={"horizontal_flip": True})
+    result = run(config, three_class_dir, tmp_path, base_model_dir=base_result.model_dir)
+    assert result.evaluation["accuracy"] > 0.6
+    before = load_verified_model(base_result.model_dir, None).get_layer("vgg16")
+    after = load_verified_model(result.model_dir, None).get_layer("vgg16")
+    for name, changed in (("block4_conv3", False), ("block5_conv3", True)):
+        same = np.array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+        assert same is not changed, name
+
+
+def test_it_refuses_to_fine_tune_without_a_trained_bottleneck(three_class_dir, tmp_path):
+    with pytest.raises(MLError, match="fine-tuning needs a trained bottleneck head"):
+        run(tiny_config("finetune"), three_class_dir, tmp_path, base_model_dir=None)
+    assert not (tmp_path / "model").exists()
+
+
+def test_it_learns_from_scratch(three_class_dir, tmp_path):
+    config = tiny_config("scratch", epochs=5, augmentation={"horizontal_flip": True})
+    result = run(config, three_class_dir, tmp_path)
+    assert result.evaluation["accuracy"] > 0.6
+    info = json.loads((result.model_dir / "model.json").read_text())
+    assert info["mode"] == "scratch" and info["backbone"] is None
+
+
+def stop_after(n):
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) > n
+
+    return should_stop, calls
+
+
+def test_it_cancels_training_within_a_batch_and_leaves_nothing(two_class_dir, tmp_path):
+    should_stop, calls = stop_after(3)
+    batches = []
+    with pytest.raises(Cancelled):
+        run(
+            tiny_config("scratch", epochs=50),
+            two_class_dir,
+            tmp_path,
+            should_stop=should_stop,
+            on_progress=lambda p: batches.append(p) if p.phase == "training" and not p.logs else None,
+        )
+    assert len(batches) == 3  # the batch asked to stop before never ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_it_cancels_feature_extraction_between_batches(two_class_dir, tmp_path):
+    should_stop, calls = stop_after(1)
+    with pytest.raises(Cancelled):
+        run(tiny_config("bottleneck"), two_class_dir, tmp_path, dataset_hash="cancel", should_stop=should_stop)
+    assert len(calls) == 2
+    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []

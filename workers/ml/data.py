@@ -1,0 +1,104 @@
+"""tf.data pipelines over ``<dataset_dir>/{train,validation}/<class>/<image>``.
+
+Ingest has already verified and re-encoded every image, so decoding here is TF's own
+(the same ops ``predict`` uses: serving cannot drift from training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from workers.ml.errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
+RESIZE_RULE = (
+    "bilinear resize to image_size (height, width), no crop, no aspect kept; RGB; raw 0-255 float pixels into the model"
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The files of one split, in a deterministic order (class, then file name)."""
+
+    paths: list[str]  # absolute
+    labels: np.ndarray  # int32 class indices
+    relative: list[str]  # relative to dataset_dir, for reports
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def list_classes(dataset_dir: Path) -> list[str]:
+    """Sorted class folder names under ``train/``; DatasetError unless there are >= 2."""
+    train = Path(dataset_dir) / "train"
+    if not train.is_dir():
+        raise DatasetError(f"the dataset has no train/ folder ({train})")
+    names = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(names) < 2:
+        raise DatasetError(f"training needs at least 2 class folders in train/, found {len(names)}")
+    return names
+
+
+def list_split(dataset_dir: Path, split: str, class_names: list[str]) -> Split:
+    """All images of ``split`` for ``class_names``; a missing class folder means no images."""
+    root = Path(dataset_dir)
+    paths, labels, relative = [], [], []
+    for index, name in enumerate(class_names):
+        folder = root / split / name
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(str(f))
+                labels.append(index)
+                relative.append(f.relative_to(root).as_posix())
+    extra = {p.name for p in (root / split).glob("*") if p.is_dir()} - set(class_names)
+    if extra:
+        raise DatasetError(f"{split}/ has class folders that train/ lacks: {sorted(extra)}")
+    if not paths:
+        raise DatasetError(f"the dataset has no images in {split}/")
+    return Split(paths, np.asarray(labels, dtype=np.int32), relative)
+
+
+def decode_and_resize(data: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """Encoded image bytes -> float32 (H, W, 3) RGB 0-255, resized bilinearly, no crop."""
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.image.resize(image, image_size, method="bilinear")
+    return tf.ensure_shape(image, (*image_size, 3))
+
+
+def make_dataset(
+    split: Split,
+    image_size: tuple[int, int],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    binary: bool = False,
+    with_labels: bool = True,
+) -> tf.data.Dataset:
+    """Batched (images, labels) over ``split``: every image exactly once per pass.
+
+    The last partial batch is kept (the blog's ``n // batch_size`` dropped it). Order is
+    deterministic unless ``shuffle``; shuffling is seeded and differs per epoch. Binary
+    labels are float (N, 1) for a single sigmoid unit.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
+    if shuffle:
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path, label):
+        image = decode_and_resize(tf.io.read_file(path), image_size)
+        if binary:
+            label = tf.reshape(tf.cast(label, tf.float32), (1,))
+        return image, label
+
+    # map keeps element order (deterministic) even with parallel calls.
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if not with_labels:
+        ds = ds.map(lambda image, label: image)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,112 @@
+"""Model builders: classifier head, full transfer model, the blog's small convnet."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from workers.ml.config import ExperimentConfig, HeadConfig
+from workers.ml.layers import FeaturewiseStandardize
+
+
+def is_binary(n_classes: int) -> bool:
+    """Two classes use one sigmoid unit; more use softmax."""
+    return n_classes == 2
+
+
+def _output_layer(n_classes: int) -> keras.layers.Dense:
+    if is_binary(n_classes):
+        return keras.layers.Dense(1, activation="sigmoid", name="predictions")
+    return keras.layers.Dense(n_classes, activation="softmax", name="predictions")
+
+
+def pool_features(features: np.ndarray, pooling: str) -> np.ndarray:
+    """What the head's first layer does to base outputs, in numpy (for adapting)."""
+    if pooling == "avg":
+        return features.mean(axis=(1, 2))
+    return features.reshape(len(features), -1)
+
+
+def feature_statistics(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std, the std floored at a tenth of the average std.
+
+    Without the floor a feature that is always 0 on the training set (a dead ReLU) gets
+    divided by ~0; once fine-tuning wakes it up the head sees huge values and diverges
+    to NaN (seen here with Keras' Normalization layer, which floors at 1e-7).
+    """
+    pooled = pooled.astype(np.float64)
+    mean, std = pooled.mean(axis=0), pooled.std(axis=0)
+    floor = 0.1 * float(std.mean()) if std.mean() > 0 else 1.0
+    return mean.astype(np.float32), np.maximum(std, floor).astype(np.float32)
+
+
+def build_head(
+    feature_shape: tuple, n_classes: int, head: HeadConfig, train_features: np.ndarray | None = None
+) -> keras.Model:
+    """Pooling -> [Normalization] -> Dense(units, relu) -> Dropout -> output, named "head".
+
+    With ``head.normalize`` features are standardised with statistics of ``train_features``:
+    pretrained VGG16 activations are large and heavy-tailed and the blog's head trains
+    badly on them raw (DESIGN §7).
+    """
+    inputs = keras.Input(shape=feature_shape, name="features")
+    if head.pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
+    else:
+        x = keras.layers.Flatten(name="pool")(inputs)
+    if head.normalize:
+        if train_features is None:
+            raise ValueError("a normalising head needs train_features to fit on")
+        norm = FeaturewiseStandardize(True, True, channels=int(x.shape[-1]), name="feature_norm")
+        norm.set_statistics(*feature_statistics(pool_features(train_features, head.pooling)))
+        x = norm(x)
+    x = keras.layers.Dense(head.units, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(head.dropout, name="dropout")(x)
+    return keras.Model(inputs, _output_layer(n_classes)(x), name="head")
+
+
+def build_transfer_model(image_size: tuple[int, int], preprocess, base, head, augmentation=None) -> keras.Model:
+    """Raw RGB 0-255 image -> [augmentation] -> preprocess -> base -> head.
+
+    The base is always called with ``training=False`` so its BatchNorm layers stay in
+    inference mode even when blocks are unfrozen for fine-tuning.
+    """
+    inputs = keras.Input(shape=(*image_size, 3), name="image")
+    x = augmentation(inputs) if augmentation is not None else inputs
+    x = preprocess(x)
+    x = base(x, training=False)
+    return keras.Model(inputs, head(x), name="transfer_model")
+
+
+def build_scratch_model(image_size: tuple[int, int], n_classes: int, augmentation) -> keras.Model:
+    """The blog's small convnet: 3 x (Conv3x3 -> ReLU -> MaxPool) 32/32/64, Dense(64),
+    Dropout(0.5), output. ``augmentation`` includes the 1/255 rescale."""
+    inputs = keras.Input(shape=(*image_size, 3), name="image")
+    x = augmentation(inputs)
+    for i, filters in enumerate((32, 32, 64), start=1):
+        x = keras.layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(64, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(0.5, name="dropout")(x)
+    return keras.Model(inputs, _output_layer(n_classes)(x), name="scratch_model")
+
+
+def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int) -> None:
+    """Compile with the config's optimizer; loss chosen from the class count."""
+    if cfg.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+    elif cfg.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    else:
+        optimizer = keras.optimizers.RMSprop(cfg.learning_rate)
+    loss = "binary_crossentropy" if is_binary(n_classes) else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Model outputs -> (N, n_classes) probabilities; a sigmoid column becomes [1-p, p]."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=1)
+    return outputs

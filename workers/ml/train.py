@@ -1,0 +1,410 @@
+"""Training entry point: bottleneck, finetune and scratch modes.
+
+Paths and dataclasses in, a ``TrainingResult`` out; progress and cancellation go through
+the callables the caller passes (STYLE habit 5). The model directory is written to a
+temporary sibling and renamed into place, so ``output_dir`` holds a complete model or
+nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from workers.ml import features as feats
+from workers.ml.augment import build_augmentation
+from workers.ml.backbones import (
+    build_base,
+    build_preprocess,
+    resolve_weights,
+    set_trainable_blocks,
+    weights_identity,
+)
+from workers.ml.config import ExperimentConfig, config_to_dict
+from workers.ml.data import RESIZE_RULE, Split, list_classes, list_split, make_dataset
+from workers.ml.errors import Cancelled, MLError
+from workers.ml.evaluate import evaluate
+from workers.ml.models import (
+    build_head,
+    build_scratch_model,
+    build_transfer_model,
+    compile_model,
+    is_binary,
+    probabilities,
+)
+from workers.ml.predict import file_sha256, load_verified_model
+
+EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the base busy
+MODEL_FORMAT_VERSION = 1
+
+
+@dataclass
+class Progress:
+    """One progress report; ``fraction`` covers the whole job (0..1)."""
+
+    phase: str  # "extracting" | "training" | "evaluating"
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    fraction: float
+    logs: dict = field(default_factory=dict)  # per-epoch metrics when an epoch ends
+
+
+@dataclass
+class TrainingResult:
+    """What a finished training run produced."""
+
+    class_names: list[str]
+    history: list[dict]
+    best_epoch: int
+    evaluation: dict
+    timings: dict
+    model_dir: Path
+    model_bytes: int
+    sha256: str
+    model_info: dict = field(default_factory=dict)  # the contents of model.json
+
+
+@dataclass
+class _Run:
+    cfg: ExperimentConfig
+    dataset_dir: Path
+    class_names: list[str]
+    train: Split
+    val: Split
+    on_progress: Callable
+    should_stop: Callable
+    timings: dict = field(default_factory=lambda: {"feature_extraction_s": 0.0, "training_s": 0.0, "cache_hit": False})
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        return is_binary(self.n_classes)
+
+    def targets(self, split: Split) -> np.ndarray:
+        if self.binary:
+            return split.labels.astype(np.float32).reshape(-1, 1)
+        return split.labels
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Progress, cancellation, history and best-epoch weights in one callback."""
+
+    def __init__(self, run: _Run, batches: int, start: float, end: float):
+        super().__init__()
+        self.run, self.batches, self.start, self.end = run, batches, start, end
+        self.epochs = run.cfg.epochs
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_weights = None
+
+    def _check_stop(self):
+        if self.run.should_stop():
+            self.model.stop_training = True
+            # Raising here ends fit() at once instead of after a validation pass.
+            raise Cancelled("training was cancelled")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._check_stop()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._check_stop()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _fraction(self, batches_done: int) -> float:
+        share = batches_done / max(1, self.epochs * self.batches)
+        return self.start + (self.end - self.start) * min(1.0, share)
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.epoch * self.batches + batch + 1
+        self.run.on_progress(
+            Progress("training", self.epoch + 1, self.epochs, batch + 1, self.batches, self._fraction(done), {})
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = float(logs[key]) if key in logs else None
+        self.history.append(row)
+        val_loss = row["val_loss"]
+        if val_loss is not None and not math.isnan(val_loss) and val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, epoch + 1
+            self.best_weights = self.model.get_weights()
+        elif self.best_weights is None and epoch == 0:
+            self.best_epoch, self.best_weights = 1, self.model.get_weights()
+        self.run.on_progress(
+            Progress(
+                "training",
+                epoch + 1,
+                self.epochs,
+                self.batches,
+                self.batches,
+                self._fraction((epoch + 1) * self.batches),
+                dict(row),
+            )
+        )
+
+    def on_train_end(self, logs=None):
+        # Evaluation and the saved model use the best epoch, with or without early stopping.
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _fit(run: _Run, model, x, y=None, *, validation_data, batches: int, start: float, end: float) -> _Monitor:
+    monitor = _Monitor(run, batches, start, end)
+    callbacks = [monitor]
+    if run.cfg.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=run.cfg.early_stopping_patience))
+    started = time.perf_counter()
+    # Arrays are shuffled by fit; datasets are shuffled (seeded) by the pipeline itself.
+    kwargs = {"batch_size": run.cfg.batch_size, "shuffle": y is not None}
+    if y is None:
+        del kwargs["batch_size"]
+    model.fit(x, y, epochs=run.cfg.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0, **kwargs)
+    run.timings["training_s"] = time.perf_counter() - started
+    if run.should_stop():  # asked during the very last batch's callbacks
+        raise Cancelled("training was cancelled")
+    return monitor
+
+
+def _predict_batches(model, batches) -> np.ndarray:
+    """Outputs of ``model(x, training=False)`` over an iterable of input batches."""
+    return np.concatenate([np.asarray(model(x, training=False)) for x in batches])
+
+
+def _train_bottleneck(run: _Run, weights_dir, cache_dir, dataset_hash):
+    cfg = run.cfg
+    weights_path = resolve_weights(cfg.backbone, cfg.weights, weights_dir, cfg.image_size)
+    # The base is built even on a cache hit: the saved model must contain it.
+    base = build_base(cfg.backbone, cfg.image_size, weights_path, cfg.seed)
+    preprocess = build_preprocess(cfg.backbone)
+    key = feats.cache_key(
+        dataset_hash=dataset_hash,
+        backbone=cfg.backbone,
+        weights_identity=weights_identity(weights_path, cfg.seed),
+        image_size=cfg.image_size,
+    )
+    meta = {"class_names": run.class_names, "train": run.train.relative, "validation": run.val.relative}
+    train_batches = feats.num_batches(len(run.train), EXTRACTION_BATCH)
+    val_batches = feats.num_batches(len(run.val), EXTRACTION_BATCH)
+
+    def report(done, total):
+        run.on_progress(Progress("extracting", 0, cfg.epochs, done, total, 0.5 * done / total))
+
+    def extractor():
+        return keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base])
+
+    fs = feats.load_or_extract(
+        key=key,
+        cache_dir=cache_dir,
+        meta=meta,
+        build_model=extractor,
+        train_ds=make_dataset(run.train, cfg.image_size, EXTRACTION_BATCH, with_labels=False),
+        val_ds=make_dataset(run.val, cfg.image_size, EXTRACTION_BATCH, with_labels=False),
+        train_batches=train_batches,
+        val_batches=val_batches,
+        on_batch=report,
+        should_stop=run.should_stop,
+    )
+    run.timings.update(feature_extraction_s=fs.extraction_s, cache_hit=fs.cache_hit)
+
+    keras.utils.set_random_seed(cfg.seed)  # same head init and shuffling, hit or miss
+    head = build_head(fs.train.shape[1:], run.n_classes, cfg.head, fs.train)
+    compile_model(head, cfg, run.n_classes)
+    monitor = _fit(
+        run,
+        head,
+        fs.train,
+        run.targets(run.train),
+        validation_data=(fs.validation, run.targets(run.val)),
+        batches=feats.num_batches(len(run.train), cfg.batch_size),
+        start=0.0 if fs.cache_hit else 0.5,
+        end=0.95,
+    )
+    chunks = [fs.validation[i : i + 256] for i in range(0, len(fs.validation), 256)]
+    probs = probabilities(_predict_batches(head, chunks))
+    return build_transfer_model(cfg.image_size, preprocess, base, head), monitor, probs
+
+
+def _image_fit(run: _Run, model) -> tuple[_Monitor, np.ndarray]:
+    cfg = run.cfg
+    train_ds = make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary)
+    val_ds = make_dataset(run.val, cfg.image_size, cfg.batch_size, binary=run.binary)
+    compile_model(model, cfg, run.n_classes)
+    monitor = _fit(
+        run,
+        model,
+        train_ds,
+        validation_data=val_ds,
+        batches=feats.num_batches(len(run.train), cfg.batch_size),
+        start=0.0,
+        end=0.95,
+    )
+    val_images = make_dataset(run.val, cfg.image_size, cfg.batch_size, with_labels=False)
+    return monitor, probabilities(_predict_batches(model, val_images))
+
+
+def _train_scratch(run: _Run):
+    cfg = run.cfg
+    aug_cfg = cfg.augmentation
+    fit_images = None
+    if aug_cfg.featurewise_center or aug_cfg.featurewise_std_normalization:
+        fit_images = make_dataset(run.train, cfg.image_size, 64, with_labels=False)
+    augmentation = build_augmentation(aug_cfg, fit_images, seed=cfg.seed, default_rescale=1.0 / 255)
+    model = build_scratch_model(cfg.image_size, run.n_classes, augmentation)
+    monitor, probs = _image_fit(run, model)
+    return model, monitor, probs
+
+
+def _train_finetune(run: _Run, base_model_dir: Path | None):
+    cfg = run.cfg
+    needs = "fine-tuning needs a trained bottleneck head: run a bottleneck experiment first and fine-tune from it"
+    info_path = Path(base_model_dir) / "model.json" if base_model_dir else None
+    if info_path is None or not info_path.is_file():
+        raise MLError(f"{needs} (no trained model found)")
+    info = json.loads(info_path.read_text())
+    if info.get("mode") not in ("bottleneck", "finetune"):
+        raise MLError(f"{needs} (the base experiment is a {info.get('mode')} model)")
+    for key, want in (
+        ("backbone", cfg.backbone),
+        ("class_names", run.class_names),
+        ("image_size", list(cfg.image_size)),
+    ):
+        if info.get(key) != want:
+            raise MLError(
+                f"{needs} with the same {key.replace('_', ' ')} (base has {info.get(key)}, this experiment {want})"
+            )
+    loaded = load_verified_model(Path(base_model_dir), info.get("sha256"))
+    preprocess = loaded.get_layer("preprocess")
+    base = loaded.get_layer(cfg.backbone)
+    head = loaded.get_layer("head")
+    set_trainable_blocks(base, cfg.backbone, cfg.unfreeze)
+    augmentation = build_augmentation(cfg.augmentation, seed=cfg.seed)
+    model = build_transfer_model(cfg.image_size, preprocess, base, head, augmentation)
+    monitor, probs = _image_fit(run, model)  # compiles after trainable changed
+    return model, monitor, probs
+
+
+def _model_info(run: _Run, monitor: _Monitor, evaluation: dict, digest: str) -> dict:
+    cfg = run.cfg
+    best = monitor.history[monitor.best_epoch - 1] if monitor.best_epoch else {}
+    in_model = {
+        "vgg16": "vgg16 preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted, no scaling)",
+        "mobilenet_v2": "mobilenet_v2 preprocess_input (scaled to [-1, 1])",
+    }
+    return {
+        "format_version": MODEL_FORMAT_VERSION,
+        "class_names": run.class_names,
+        "image_size": list(cfg.image_size),
+        "mode": cfg.mode,
+        "backbone": None if cfg.mode == "scratch" else cfg.backbone,
+        "weights": None if cfg.mode == "scratch" else cfg.weights,
+        "output": "sigmoid" if run.binary else "softmax",
+        "preprocessing": {
+            "resize": RESIZE_RULE,
+            "in_model": "augmentation (training only), rescale/standardisation"
+            if cfg.mode == "scratch"
+            else in_model[cfg.backbone],
+        },
+        "metrics": {
+            "best_epoch": monitor.best_epoch,
+            "best_val_loss": best.get("val_loss"),
+            "best_val_accuracy": best.get("val_accuracy"),
+            "accuracy": evaluation["accuracy"],
+        },
+        "config": config_to_dict(cfg),
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "sha256": digest,
+    }
+
+
+def train(
+    *,
+    config: ExperimentConfig,
+    dataset_dir: Path,
+    output_dir: Path,
+    cache_dir: Path,
+    dataset_hash: str,
+    weights_dir: Path | None = None,
+    base_model_dir: Path | None = None,
+    on_progress: Callable[[Progress], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainingResult:
+    """Train ``config`` on ``dataset_dir`` and save the model into ``output_dir``.
+
+    Raises MLError subclasses for user-actionable failures (Cancelled when
+    ``should_stop()`` returns True, polled before every batch). Nothing is left under
+    ``output_dir`` unless training succeeds.
+    """
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise MLError(f"the model folder {output_dir} already exists and is not empty")
+    class_names = list_classes(dataset_dir)
+    run = _Run(
+        config,
+        dataset_dir,
+        class_names,
+        list_split(dataset_dir, "train", class_names),
+        list_split(dataset_dir, "validation", class_names),
+        on_progress,
+        should_stop,
+    )
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        if config.mode == "bottleneck":
+            model, monitor, probs = _train_bottleneck(run, weights_dir, cache_dir, dataset_hash)
+        elif config.mode == "finetune":
+            model, monitor, probs = _train_finetune(run, base_model_dir)
+        else:
+            model, monitor, probs = _train_scratch(run)
+        on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 0.97))
+        evaluation = evaluate(probs, run.val.labels, class_names, run.val.relative)
+        model_path = tmp / "model.keras"
+        model.save(model_path)
+        digest = file_sha256(model_path)
+        info = _model_info(run, monitor, evaluation, digest)
+        (tmp / "model.json").write_text(json.dumps(info, indent=2))
+        if output_dir.exists():
+            output_dir.rmdir()  # empty (checked above); rename cannot replace it portably
+        tmp.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 1.0))
+    return TrainingResult(
+        class_names=class_names,
+        history=monitor.history,
+        best_epoch=monitor.best_epoch,
+        evaluation=evaluation,
+        timings=dict(run.timings),
+        model_dir=output_dir,
+        model_bytes=(output_dir / "model.keras").stat().st_size,
+        sha256=digest,
+        model_info=info,
+    )
