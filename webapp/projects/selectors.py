@@ -18,3 +18,20 @@ def project_for_user(user, project_id) -> Project:
 
 def dataset_for_user(user, dataset_id) -> Dataset:
     return get_object_or_404(Dataset.objects.select_related("project"), pk=dataset_id, project__owner=user)
+
+
+def dataset_detail_for_user(user, dataset_id) -> Dataset:
+    """A dataset with its project and classes, for the report page and the API."""
+    return get_object_or_404(
+        Dataset.objects.select_related("project", "created_by").prefetch_related("classes"),
+        pk=dataset_id,
+        project__owner=user,
+    )
+
+
+def upload_session_for_user(user, project_id, session_id):
+    from .models import UploadSession
+
+    return get_object_or_404(
+        UploadSession.objects.select_related("project"), pk=session_id, project_id=project_id, project__owner=user
+    )

@@ -7,13 +7,15 @@ from webapp.core.errors import ServiceError
 from .models import Project
 
 
-def project_create(*, owner, name: str, description: str = "") -> Project:
+def project_create(*, owner, name: str, description: str = "", store_predictions: bool = False) -> Project:
     name = name.strip()
     if not name:
         raise ServiceError("A project needs a name.", field="name")
     try:
         with transaction.atomic():
-            return Project.objects.create(owner=owner, name=name, description=description.strip())
+            return Project.objects.create(
+                owner=owner, name=name, description=description.strip(), store_predictions=store_predictions
+            )
     except IntegrityError:
         raise ServiceError(f"You already have a project named {name!r}.", field="name") from None
 

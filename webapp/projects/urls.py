@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import dataset_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -9,4 +9,25 @@ urlpatterns = [
     path("projects/<int:project_id>/", views.project_detail, name="detail"),
     path("projects/<int:project_id>/edit/", views.project_edit, name="edit"),
     path("projects/<int:project_id>/delete/", views.project_delete, name="delete"),
+    # Datasets (issue 3)
+    path("projects/<int:project_id>/datasets/new/", dataset_views.dataset_upload, name="dataset_upload"),
+    path("projects/<int:project_id>/datasets/zip/", dataset_views.dataset_upload_zip, name="dataset_upload_zip"),
+    path("projects/<int:project_id>/datasets/folder/", dataset_views.folder_upload_start, name="folder_upload_start"),
+    path(
+        "projects/<int:project_id>/datasets/folder/<uuid:session_id>/files/",
+        dataset_views.folder_upload_files,
+        name="folder_upload_files",
+    ),
+    path(
+        "projects/<int:project_id>/datasets/folder/<uuid:session_id>/finish/",
+        dataset_views.folder_upload_finish,
+        name="folder_upload_finish",
+    ),
+    path("datasets/<int:dataset_id>/", dataset_views.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:dataset_id>/status/", dataset_views.dataset_status, name="dataset_status"),
+    path(
+        "datasets/<int:dataset_id>/thumbs/<int:class_id>/<int:index>.jpg",
+        dataset_views.dataset_thumbnail,
+        name="dataset_thumbnail",
+    ),
 ]

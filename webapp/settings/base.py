@@ -137,6 +137,8 @@ TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)
 TL_HEARTBEAT_SECONDS = 10
 # A running job whose heartbeat is older than this is failed by the reaper as "worker lost".
 TL_HEARTBEAT_STALE_SECONDS = env_int("TL_HEARTBEAT_STALE_SECONDS", 180, minimum=30)
+# A queued job whose message is in no queue and held by no worker this long is re-sent by the reaper.
+TL_QUEUED_ORPHAN_SECONDS = env_int("TL_QUEUED_ORPHAN_SECONDS", 600, minimum=30)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_BROKER_URL = REDIS_URL
@@ -173,6 +175,8 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# The queues whose messages the reaper looks through for lost training jobs.
+TL_WATCHED_QUEUES = ["training"]
 CELERY_TASK_ROUTES = {"workers.tasks.run_training_job": {"queue": "training"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "workers.tasks.reap_stale_jobs", "schedule": 60.0},
@@ -192,8 +196,27 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"predict": env_str("TL_PREDICT_THROTTLE", "600/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "predict": env_str("TL_PREDICT_THROTTLE", "600/minute"),
+        # POST /api/v1/auth/token/ takes a password: slow down guessing, per client address.
+        "auth": env_str("TL_AUTH_THROTTLE", "20/minute"),
+    },
+    "EXCEPTION_HANDLER": "webapp.predictions.api.errors.exception_handler",
 }
+# --- Prediction endpoints and the in-process model cache (webapp/predictions) ---
+TL_PREDICT_MAX_IMAGES = env_int("TL_PREDICT_MAX_IMAGES", 32, minimum=1)
+if TL_PREDICT_MAX_IMAGES > DATA_UPLOAD_MAX_NUMBER_FILES:
+    raise ImproperlyConfigured(f"TL_PREDICT_MAX_IMAGES must be at most {DATA_UPLOAD_MAX_NUMBER_FILES}")
+TL_PREDICT_MAX_IMAGE_BYTES = env_int("TL_PREDICT_MAX_IMAGE_BYTES", 10 * 1024**2, minimum=1)
+# DRF's JSON parser ignores DATA_UPLOAD_MAX_MEMORY_SIZE (DESIGN §7): the predict parsers enforce this
+# themselves (base64 inflates images by 4/3).
+TL_PREDICT_MAX_BODY_BYTES = env_int("TL_PREDICT_MAX_BODY_BYTES", 64 * 1024**2, minimum=1024)
+TL_PREDICT_MAX_TOP_K = 100
+# Loaded models kept per web process: least recently used ones are dropped past either bound.
+TL_SERVING_MAX_MODELS = env_int("TL_SERVING_MAX_MODELS", 4, minimum=1)
+# Estimated as the model file's size times TL_SERVING_MEMORY_FACTOR (weights plus graph and buffers).
+TL_SERVING_MAX_BYTES = env_int("TL_SERVING_MAX_BYTES", 2 * 1024**3, minimum=1)
+TL_SERVING_MEMORY_FACTOR = env_float("TL_SERVING_MEMORY_FACTOR", 1.5, minimum=1.0, maximum=10.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "TransferLab API",
     "DESCRIPTION": "Transfer-learning experiments on images: projects, datasets, experiments, models, predictions.",

@@ -1,0 +1,53 @@
+import pytest
+from django.test import Client
+
+from webapp.projects.models import Project
+
+
+@pytest.fixture
+def storage(settings, tmp_path):
+    """A private TL_STORAGE_ROOT per test, so that "no files left" can be checked exactly."""
+    root = tmp_path / "storage"
+    root.mkdir()
+    settings.TL_STORAGE_ROOT = root
+    return root
+
+
+@pytest.fixture
+def project(alice):
+    return Project.objects.create(owner=alice, name="Cats and dogs")
+
+
+@pytest.fixture
+def alice_client(alice):
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob):
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def broker_down():
+    """Point the Celery app at a port where nothing listens: a real connection refusal."""
+    from workers.celery import app
+
+    def reset(url):
+        app.conf.broker_url = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original = app.conf.broker_url
+    reset("redis://127.0.0.1:1/0")
+    yield
+    reset(original)
+
+
+def files_under(root):
+    """Regular files below `root` (the staging parent is created empty on first use)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())

@@ -1,0 +1,171 @@
+import pytest
+from PIL import Image
+
+from tests.projects.images import class_files, image_bytes, split_files, write_tree
+from webapp.projects.ingest import BuildOptions, IngestError, build_dataset
+
+OPTIONS = BuildOptions(max_pixels=1_000_000, validation_fraction=0.2, seed=7)
+
+
+def _build(tmp_path, files, options=OPTIONS):
+    source = write_tree(tmp_path / "src", files)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    return build_dataset(source, out, options=options), out
+
+
+def _failure(tmp_path, files) -> str:
+    with pytest.raises(IngestError) as caught:
+        _build(tmp_path, files)
+    return caught.value.message
+
+
+def _counts(result):
+    return {c["name"]: (c["train_count"], c["validation_count"]) for c in result.classes}
+
+
+def _stored(out, split):
+    return sorted(p.relative_to(out / split).as_posix() for p in (out / split).rglob("*.jpg"))
+
+
+def test_it_ingests_train_and_validation_folders(tmp_path):
+    result, out = _build(tmp_path, split_files(train=5, validation=2))
+    assert result.report["layout"] == "splits"
+    assert _counts(result) == {"cats": (5, 2), "dogs": (5, 2)}
+    assert _stored(out, "validation") == ["cats/cats0.jpg", "cats/cats1.jpg", "dogs/dogs0.jpg", "dogs/dogs1.jpg"]
+    assert len(result.content_hash) == 64
+
+
+def test_it_unwraps_one_top_folder(tmp_path):
+    result, out = _build(tmp_path, split_files("data/", train=3, validation=1))
+    assert result.report["layout"] == "splits" and result.report["wrapper"] == "data"
+    assert _counts(result) == {"cats": (3, 1), "dogs": (3, 1)}
+    assert (out / "train" / "cats" / "cats0.jpg").is_file()
+
+
+def test_it_splits_class_folders_stratified_with_a_fixed_seed(tmp_path):
+    files = class_files("", classes=("cats", "dogs", "fish"), per_class=10)
+    result, out = _build(tmp_path, files)
+    assert result.report["layout"] == "class-folders"
+    assert result.report["validation_fraction"] == 0.2
+    assert _counts(result) == {"cats": (8, 2), "dogs": (8, 2), "fish": (8, 2)}
+    again, out_again = _build(tmp_path / "again", files)
+    assert _stored(out, "validation") == _stored(out_again, "validation")
+    assert again.content_hash == result.content_hash
+    assert not (out / "_pool").exists()
+
+
+def test_it_ignores_hidden_files_quietly_and_lists_other_non_images(tmp_path):
+    files = split_files(train=3, validation=1)
+    files.update(
+        {
+            "__MACOSX/train/cats/._cats0.jpg": b"resource fork",
+            "train/.DS_Store": b"x",
+            "train/cats/Thumbs.db": b"x",
+            "train/cats/.hidden.jpg": b"x",
+            "train/cats/notes.txt": b"hello",
+            "train/dogs/nested.zip": b"PK\x05\x06" + bytes(18),
+        }
+    )
+    result, _ = _build(tmp_path, files)
+    skipped = {s["file"]: s["reason"] for s in result.report["skipped"]["items"]}
+    assert skipped == {
+        "train/cats/notes.txt": "not an image file (.txt)",
+        "train/dogs/nested.zip": "archive inside the upload (inner archives are not opened)",
+    }
+    assert result.report["totals"]["ignored"] == 4
+
+
+def test_it_lists_corrupt_images_and_keeps_the_rest(tmp_path):
+    files = split_files(train=3, validation=1)
+    files["train/cats/broken.jpg"] = image_bytes(99, size=(64, 64))[:200]
+    files["train/dogs/fake.jpg"] = b"not really a jpeg"
+    result, out = _build(tmp_path, files)
+    reasons = {s["file"]: s["reason"] for s in result.report["skipped"]["items"]}
+    assert reasons["train/cats/broken.jpg"].startswith("truncated or corrupt")
+    assert reasons["train/dogs/fake.jpg"].startswith("not an image")
+    assert _counts(result) == {"cats": (3, 1), "dogs": (3, 1)}
+    assert not (out / "train" / "cats" / "broken.jpg").exists()
+
+
+def test_it_fails_with_fewer_than_two_classes(tmp_path):
+    assert _failure(tmp_path, class_files("", classes=("cats",), per_class=4)) == (
+        "a dataset needs at least 2 classes; found 1 ('cats')"
+    )
+
+
+def test_it_fails_naming_a_class_without_training_images(tmp_path):
+    files = split_files(train=3, validation=1)
+    files = {k: v for k, v in files.items() if not k.startswith("train/dogs/")}
+    files["train/dogs/bad.jpg"] = b"garbage"
+    assert "class(es) without training images: 'dogs'" in _failure(tmp_path, files)
+
+
+def test_it_fails_naming_a_class_missing_from_validation(tmp_path):
+    files = split_files(classes=("cats", "dogs", "fish"), train=3, validation=1)
+    files = {k: v for k, v in files.items() if not k.startswith("validation/fish/")}
+    message = _failure(tmp_path, files)
+    assert "only in train: 'fish'" in message and "only in validation: none" in message
+
+
+def test_it_fails_naming_classes_when_the_splits_differ(tmp_path):
+    files = split_files(train=3, validation=1)
+    files.update(class_files("validation/", classes=("birds",), per_class=1, start=250))
+    message = _failure(tmp_path, files)
+    assert "class sets differ" in message and "only in validation: 'birds'" in message
+
+
+def test_it_fails_a_class_too_small_to_split(tmp_path):
+    files = class_files("", classes=("cats",), per_class=5)
+    files["dogs/only.jpg"] = image_bytes(77)
+    assert "missing from validation" in _failure(tmp_path, files) and "'dogs'" in _failure(tmp_path, files)
+
+
+def test_it_reports_duplicates_within_a_split(tmp_path):
+    files = split_files(train=3, validation=1)
+    files["train/cats/copy.png"] = _as_png(files["train/cats/cats0.jpg"])
+    result, _ = _build(tmp_path, files)
+    groups = result.report["duplicates"]["items"]
+    assert [(g["split"], g["files"]) for g in groups] == [("train", ["train/cats/cats0.jpg", "train/cats/copy.png"])]
+    assert any("identical images" in w for w in result.warnings)
+
+
+def test_it_reports_leakage_between_train_and_validation(tmp_path):
+    files = split_files(train=3, validation=1)
+    files["validation/dogs/leak.jpg"] = files["train/dogs/dogs2.jpg"]
+    result, _ = _build(tmp_path, files)
+    leaks = result.report["leakage"]["items"]
+    assert [(x["train"], x["validation"]) for x in leaks] == [(["train/dogs/dogs2.jpg"], ["validation/dogs/leak.jpg"])]
+    assert result.report["totals"]["leaked_images"] == 1
+
+
+def test_it_reports_image_sizes_and_class_imbalance(tmp_path):
+    files = class_files("train/", classes=("cats",), per_class=8)
+    files.update(class_files("train/", classes=("dogs",), per_class=1, start=50))
+    files.update(class_files("validation/", per_class=1, start=90))
+    files["train/dogs/wide.jpg"] = image_bytes(60, size=(40, 10))
+    result, _ = _build(tmp_path, files)
+    assert result.report["image_sizes"] == {
+        "width": {"min": 16, "median": 16, "max": 40},
+        "height": {"min": 10, "median": 12, "max": 12},
+    }
+    assert any("Class imbalance: 'cats' has 8 training images but 'dogs' has 2 (4.0x)" in w for w in result.warnings)
+
+
+def test_it_makes_a_few_thumbnails_per_class(tmp_path):
+    result, out = _build(tmp_path, split_files(train=6, validation=1))
+    assert result.report["thumbnails"] == {
+        "cats": ["0.jpg", "1.jpg", "2.jpg", "3.jpg"],
+        "dogs": ["0.jpg", "1.jpg", "2.jpg", "3.jpg"],
+    }
+    with Image.open(out / "thumbs" / "cats" / "0.jpg") as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) <= 128
+
+
+def _as_png(jpeg: bytes) -> bytes:
+    import io
+
+    with Image.open(io.BytesIO(jpeg)) as image:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()

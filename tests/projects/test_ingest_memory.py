@@ -1,0 +1,55 @@
+import io
+import time
+import tracemalloc
+import zipfile
+
+from django.core.files.uploadedfile import UploadedFile
+from PIL import Image
+
+from webapp.projects.datasets import dataset_create_from_archive, dataset_ingest
+
+IMAGES_PER_CLASS = 1000
+
+
+def _noise_jpegs(count: int, size: int = 96):
+    """Distinct noisy JPEGs cropped from one noise canvas (noise compresses badly: a big archive)."""
+    canvas = Image.merge("RGB", [Image.effect_noise((size * 20, size * 20), 80) for _ in range(3)])
+    for n in range(count):
+        x, y = (n % 191) * 9, (n // 191) * 9
+        buffer = io.BytesIO()
+        canvas.crop((x, y, x + size, y + size)).save(buffer, format="JPEG", quality=90)
+        yield buffer.getvalue()
+
+
+def test_it_ingests_2000_images_with_bounded_memory(storage, project, alice, tmp_path, monkeypatch):
+    from workers.celery import app
+
+    monkeypatch.setattr(app, "send_task", lambda name, **kw: None)
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for n, data in enumerate(_noise_jpegs(2 * IMAGES_PER_CLASS)):
+            zf.writestr(f"{('cats', 'dogs')[n % 2]}/{n:04d}.jpg", data)
+    archive_bytes = archive.stat().st_size
+    assert archive_bytes > 15 * 1024 * 1024
+
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with open(archive, "rb") as fh:
+            # A file on disk, as Django hands over any upload above FILE_UPLOAD_MAX_MEMORY_SIZE.
+            upload = UploadedFile(fh, name="big.zip", content_type="application/zip", size=archive_bytes)
+            dataset = dataset_create_from_archive(project=project, uploaded_file=upload, user=alice)
+        dataset = dataset_ingest(dataset_id=dataset.pk)
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert dataset.status == "ready", dataset.error
+    assert dataset.stats["images"] == 2 * IMAGES_PER_CLASS
+    assert list(dataset.classes.values_list("train_count", "validation_count")) == [(800, 200), (800, 200)]
+    # Streamed in 1 MB chunks, never read whole: the Python heap peak is a fraction of the archive.
+    print(f"archive {archive_bytes / 2**20:.1f} MB, Python heap peak {peak / 2**20:.2f} MB, {elapsed:.1f} s")
+    assert peak < 5 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB for a {archive_bytes / 2**20:.0f} MB archive"
+    assert peak * 3 < archive_bytes
+    assert elapsed < 60

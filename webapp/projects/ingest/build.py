@@ -1,0 +1,238 @@
+"""Turn a folder of uploaded files into the canonical dataset layout plus a report (DESIGN §3).
+
+Duplicates and leakage are found by the SHA-256 of the re-encoded JPEG bytes: the encoder is
+deterministic, so two files with the same decoded pixels (whatever their format or metadata)
+give the same hash, and the hash is of exactly the file training will read.
+"""
+
+import hashlib
+import os
+import random
+import shutil
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import IngestError
+from .images import ImageRejected, convert_image, write_thumbnail
+from .layout import Item, plan_layout, scan_folder
+from .paths import skip_reason_for_suffix
+
+SPLITS = ("train", "validation")
+POOL = "_pool"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    max_pixels: int
+    validation_fraction: float = 0.2
+    seed: int = 20240607
+    thumbnails_per_class: int = 4
+    imbalance_ratio: float = 3.0
+    max_listed: int = 500  # longest list of files kept in the report, per section
+
+
+@dataclass
+class Accepted:
+    item: Item
+    path: Path
+    width: int
+    height: int
+    sha256: str
+    split: str | None
+
+
+@dataclass
+class BuildResult:
+    classes: list[dict]  # [{name, train_count, validation_count}], sorted by name
+    content_hash: str
+    stats: dict
+    report: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def _listed(entries: list, limit: int) -> dict:
+    return {"items": entries[:limit], "total": len(entries)}
+
+
+def _auto_split(accepted: list[Accepted], out: Path, options: BuildOptions) -> None:
+    """Stratified per class with a fixed seed; identical images always land in the same split."""
+    by_class: dict[str, dict[str, list[Accepted]]] = defaultdict(lambda: defaultdict(list))
+    for a in accepted:
+        by_class[a.item.class_name][a.sha256].append(a)
+    for class_name, groups in by_class.items():
+        hashes = sorted(groups)
+        random.Random(f"{options.seed}:{class_name}").shuffle(hashes)
+        n_val = round(len(hashes) * options.validation_fraction) if len(hashes) > 1 else 0
+        n_val = max(n_val, 1) if len(hashes) > 1 else 0
+        validation = set(hashes[:n_val])
+        for digest, members in groups.items():
+            for a in members:
+                a.split = "validation" if digest in validation else "train"
+                target = out / a.split / class_name / a.path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(a.path, target)
+                a.path = target
+    shutil.rmtree(out / POOL, ignore_errors=True)
+
+
+def _class_problems(plan_classes: dict[str, set], counts: dict[str, dict[str, int]], kind: str) -> list[str]:
+    names = sorted(plan_classes["train"] | plan_classes["validation"] | plan_classes[None])
+    if len(names) < 2:
+        found = ", ".join(repr(n) for n in names) or "none"
+        return [f"a dataset needs at least 2 classes; found {len(names)} ({found})"]
+    problems = []
+    no_train = [n for n in names if counts[n]["train"] == 0]
+    if no_train:
+        problems.append("class(es) without training images: " + ", ".join(map(repr, no_train)))
+    if kind == "splits":
+        only_train = sorted(plan_classes["train"] - plan_classes["validation"])
+        only_val = sorted(plan_classes["validation"] - plan_classes["train"])
+        if only_train or only_val:
+            problems.append(
+                "class sets differ between train/ and validation/: "
+                f"only in train: {', '.join(map(repr, only_train)) or 'none'}; "
+                f"only in validation: {', '.join(map(repr, only_val)) or 'none'}"
+            )
+    missing_val = [n for n in names if counts[n]["validation"] == 0 and n not in no_train]
+    if kind == "splits":
+        missing_val = [n for n in missing_val if n in plan_classes["validation"]]
+    if missing_val:
+        problems.append(
+            "class(es) missing from validation (no usable validation images): " + ", ".join(map(repr, missing_val))
+        )
+    return problems
+
+
+def _size_stats(values: list[int]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)} if values else {}
+
+
+def _hash_findings(accepted: list[Accepted]) -> tuple[list[dict], list[dict]]:
+    where: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for a in accepted:
+        where[(a.split, a.sha256)].append(str(a.item.relative))
+    duplicates = [
+        {"split": split, "sha256": digest, "files": files}
+        for (split, digest), files in sorted(where.items())
+        if len(files) > 1
+    ]
+    leakage = [
+        {"sha256": digest, "train": files, "validation": where[("validation", digest)]}
+        for (split, digest), files in sorted(where.items())
+        if split == "train" and ("validation", digest) in where
+    ]
+    return duplicates, leakage
+
+
+def build_dataset(
+    source: Path, out: Path, *, options: BuildOptions, progress: Callable[[float], None] | None = None
+) -> BuildResult:
+    """Verify and re-encode every image under `source` into `out` (an empty folder).
+
+    Raises IngestError naming the classes or files when the result would not be a usable
+    dataset; the caller removes `out` then. `progress` receives fractions in [0, 1].
+    """
+    scan = scan_folder(Path(source))
+    plan = plan_layout(scan.files)
+    skipped = [{"file": f, "reason": r} for f, r in scan.skipped + plan.skipped]
+    plan_classes: dict[str | None, set] = {"train": set(), "validation": set(), None: set()}
+    accepted: list[Accepted] = []
+    for index, item in enumerate(plan.items):
+        plan_classes[item.split].add(item.class_name)
+        reason = skip_reason_for_suffix(item.relative)
+        if reason is None:
+            target = out / (item.split or POOL) / item.class_name / f"{item.output_name}.jpg"
+            try:
+                info = convert_image(source.joinpath(*item.relative.parts), target, max_pixels=options.max_pixels)
+            except ImageRejected as exc:
+                reason = str(exc)
+            else:
+                accepted.append(Accepted(item, target, info.width, info.height, info.sha256, item.split))
+        if reason is not None:
+            skipped.append({"file": str(item.relative), "reason": reason})
+        if progress and (index % 50 == 0):
+            progress(0.9 * index / max(len(plan.items), 1))
+    if plan.kind != "splits":
+        _auto_split(accepted, out, options)
+        plan_classes["train"] |= plan_classes.pop(None)
+        plan_classes[None] = set()
+
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "validation": 0})
+    for a in accepted:
+        counts[a.item.class_name][a.split] += 1
+    names = sorted(plan_classes["train"] | plan_classes["validation"])
+    classes = [
+        {"name": n, "train_count": counts[n]["train"], "validation_count": counts[n]["validation"]} for n in names
+    ]
+    duplicates, leakage = _hash_findings(accepted)
+    limit = options.max_listed
+    report = {
+        "layout": plan.kind,
+        "wrapper": plan.wrapper,
+        "validation_fraction": options.validation_fraction if plan.kind != "splits" else None,
+        "seed": options.seed if plan.kind != "splits" else None,
+        "classes": classes,
+        "totals": {
+            "train": sum(c["train_count"] for c in classes),
+            "validation": sum(c["validation_count"] for c in classes),
+            "skipped": len(skipped),
+            "ignored": scan.ignored,
+            "duplicate_groups": len(duplicates),
+            "leaked_images": len(leakage),
+        },
+        "skipped": _listed(skipped, limit),
+        "duplicates": _listed(duplicates, limit),
+        "leakage": _listed(leakage, limit),
+        "image_sizes": {
+            "width": _size_stats([a.width for a in accepted]),
+            "height": _size_stats([a.height for a in accepted]),
+        },
+        "warnings": [],
+        "thumbnails": {},
+    }
+    problems = _class_problems(plan_classes, counts, plan.kind)
+    if problems:
+        raise IngestError("; ".join(problems), report=report)
+
+    warnings = report["warnings"]
+    train_counts = {c["name"]: c["train_count"] for c in classes}
+    most, least = max(train_counts, key=train_counts.get), min(train_counts, key=train_counts.get)
+    if train_counts[most] > options.imbalance_ratio * train_counts[least]:
+        warnings.append(
+            f"Class imbalance: {most!r} has {train_counts[most]} training images but {least!r} has "
+            f"{train_counts[least]} ({train_counts[most] / train_counts[least]:.1f}x)."
+        )
+    if duplicates:
+        warnings.append(f"{len(duplicates)} group(s) of identical images within a split.")
+    if leakage:
+        warnings.append(f"{len(leakage)} image(s) appear in both train and validation (leakage).")
+    if skipped:
+        warnings.append(f"{len(skipped)} file(s) were skipped; see the list.")
+
+    digest = hashlib.sha256()
+    for line in sorted(f"{a.split}/{a.item.class_name}/{a.sha256}" for a in accepted):
+        digest.update(line.encode() + b"\n")
+    train_paths: dict[str, list[Path]] = defaultdict(list)
+    for a in accepted:
+        if a.split == "train":
+            train_paths[a.item.class_name].append(a.path)
+    for name in names:
+        firsts = sorted(train_paths[name])
+        thumbs = []
+        for i, path in enumerate(firsts[: options.thumbnails_per_class]):
+            write_thumbnail(path, out / "thumbs" / name / f"{i}.jpg")
+            thumbs.append(f"{i}.jpg")
+        report["thumbnails"][name] = thumbs
+    if progress:
+        progress(1.0)
+    stats = {
+        "images": len(accepted),
+        "train": report["totals"]["train"],
+        "validation": report["totals"]["validation"],
+        "classes": len(names),
+        "image_sizes": report["image_sizes"],
+    }
+    return BuildResult(classes=classes, content_hash=digest.hexdigest(), stats=stats, report=report, warnings=warnings)
