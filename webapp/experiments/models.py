@@ -55,6 +55,9 @@ class TrainingJob(models.Model):
     epoch = models.PositiveIntegerField(default=0)
     epochs = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    # Each publish of the job's message; the reaper re-sends a message that vanished, a few times.
+    enqueue_count = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     log_tail = models.TextField(blank=True)
@@ -93,6 +96,9 @@ class EpochMetric(models.Model):
     class Meta:
         ordering = ["epoch"]
         constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="epoch_metric_unique")]
+
+    def __str__(self):
+        return f"job {self.job_id} epoch {self.epoch}"
 
 
 class TrainedModel(models.Model):

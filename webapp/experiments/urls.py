@@ -1,4 +1,24 @@
-from django.urls import path  # noqa: F401  (experiment pages are added here)
+from django.urls import path
+
+from . import compare, preview, views
 
 app_name = "experiments"
-urlpatterns: list = []
+_exp = "projects/<int:project_id>/experiments/<int:experiment_id>"
+urlpatterns = [
+    path("projects/<int:project_id>/experiments/", views.experiment_list, name="list"),
+    path("projects/<int:project_id>/experiments/new/", views.experiment_create, name="create"),
+    path(
+        "projects/<int:project_id>/experiments/augmentation-preview/",
+        preview.augmentation_preview,
+        name="augmentation_preview",
+    ),
+    path(f"{_exp}/", views.experiment_detail, name="detail"),
+    path(f"{_exp}/status/", views.experiment_status, name="status"),
+    path(f"{_exp}/metrics.json", views.experiment_metrics, name="metrics"),
+    path("projects/<int:project_id>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
+    path("projects/<int:project_id>/jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),
+    path("projects/<int:project_id>/compare/", compare.compare, name="compare"),
+    path("projects/<int:project_id>/models/", views.model_list, name="models"),
+    path("projects/<int:project_id>/models/<int:model_id>/publish/", views.model_publish, name="model_publish"),
+    path("projects/<int:project_id>/models/<int:model_id>/unpublish/", views.model_unpublish, name="model_unpublish"),
+]

@@ -1,0 +1,205 @@
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.experiments.factories import make_dataset, make_project
+from webapp.experiments.forms import PRESETS
+from webapp.experiments.models import EpochMetric, Experiment, TrainedModel, TrainingJob
+
+Status = TrainingJob.Status
+
+EVALUATION = {
+    "accuracy": 0.75,
+    "labels": ["green", "red"],
+    "confusion_matrix": [[3, 1], [1, 3]],
+    "per_class": {
+        "green": {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4},
+        "red": {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4},
+    },
+    "confident_mistakes": [
+        {"path": "validation/red/001.jpg", "true": "red", "predicted": "green", "confidence": 0.9, "probabilities": {}}
+    ],
+}
+
+
+@pytest.fixture
+def project(alice):
+    return make_project(alice)
+
+
+@pytest.fixture
+def dataset(project):
+    return make_dataset(project, n_train=2, n_val=1)
+
+
+@pytest.fixture
+def experiment(project, dataset, alice):
+    return Experiment.objects.create(
+        project=project,
+        dataset=dataset,
+        name="Bottleneck",
+        mode="bottleneck",
+        backbone="vgg16",
+        config={"mode": "bottleneck", "epochs": 3, "image_size": [32, 32]},
+        created_by=alice,
+    )
+
+
+def form_data(dataset, **overrides):
+    data = {
+        "name": "From the form",
+        "dataset": dataset.pk,
+        "mode": "bottleneck",
+        "backbone": "vgg16",
+        "weights": "none",
+        "image_height": 32,
+        "image_width": 32,
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 0.001,
+        "optimizer": "rmsprop",
+        "momentum": 0.9,
+        "seed": 1,
+        "head_units": 16,
+        "head_dropout": 0.1,
+        "head_pooling": "flatten",
+        "head_normalize": "on",
+        "unfreeze": "block5",
+        "fill_mode": "nearest",
+    }
+    for key in (
+        "rotation_range",
+        "width_shift_range",
+        "height_shift_range",
+        "shear_range",
+        "zoom_range",
+        "channel_shift_range",
+        "cval",
+    ):
+        data[key] = 0
+    data.update(overrides)
+    return data
+
+
+def test_the_form_offers_the_blog_presets_and_fills_from_one(client, alice, project, dataset):
+    client.force_login(alice)
+    url = reverse("experiments:create", args=[project.pk])
+    page = client.get(url).content.decode()
+    for preset in PRESETS.values():
+        assert preset["label"] in page
+    page = client.get(url + "?preset=blog-finetune").content.decode()
+    assert 'value="Fine-tune block5"' in page and 'value="0.0001"' in page
+
+
+def test_a_bad_option_is_reported_beside_its_field(client, alice, project, dataset):
+    client.force_login(alice)
+    response = client.post(reverse("experiments:create", args=[project.pk]), form_data(dataset, rotation_range=30))
+    assert response.status_code == 200
+    field = response.context["form"]["rotation_range"]
+    assert "bottleneck mode computes features once" in " ".join(field.errors)
+    assert not Experiment.objects.exists()
+
+
+def test_a_valid_form_starts_the_experiment(
+    client, alice, project, dataset, clean_broker, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("experiments:create", args=[project.pk]), form_data(dataset))
+    experiment = Experiment.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("experiments:detail", args=[project.pk, experiment.pk])
+    assert experiment.config["head"]["units"] == 16 and experiment.jobs.get().status == Status.QUEUED
+
+
+def test_the_experiment_page_polls_while_running_and_shows_the_evaluation_when_done(client, alice, project, experiment):
+    client.force_login(alice)
+    job = TrainingJob.objects.create(
+        experiment=experiment,
+        status=Status.RUNNING,
+        epochs=3,
+        epoch=2,
+        progress=0.5,
+        phase="training",
+        started_at=timezone.now(),
+    )
+    EpochMetric.objects.create(job=job, epoch=1, loss=0.7, accuracy=0.5, val_loss=0.6, val_accuracy=0.6)
+    status_url = reverse("experiments:status", args=[project.pk, experiment.pk])
+    page = client.get(reverse("experiments:detail", args=[project.pk, experiment.pk])).content.decode()
+    assert f'hx-get="{status_url}"' in page and "epoch 2 of 3" in page and "chart.umd.min.js" in page
+    metrics = client.get(reverse("experiments:metrics", args=[project.pk, experiment.pk])).json()
+    assert metrics["finished"] is False and metrics["history"][0]["val_accuracy"] == 0.6
+
+    TrainingJob.objects.filter(pk=job.pk).update(
+        status=Status.SUCCEEDED, finished_at=timezone.now(), result={"evaluation": EVALUATION, "best_epoch": 1}
+    )
+    partial = client.get(status_url).content.decode()
+    assert "hx-get" not in partial  # polling stops once the job is finished
+    assert "Confusion matrix" in partial and "validation/red/001.jpg" in partial and "75.0%" in partial
+    # The runs table outside the polled block is refreshed out of band with the final status.
+    runs = partial[partial.index('id="job-runs"') :]
+    assert 'hx-swap-oob="true"' in runs[:80] and '<span class="badge succeeded">succeeded</span>' in runs
+
+
+def test_cancel_and_retry_buttons_call_the_services(
+    client, alice, project, experiment, clean_broker, django_capture_on_commit_callbacks
+):
+    client.force_login(alice)
+    job = TrainingJob.objects.create(experiment=experiment)
+    client.post(reverse("experiments:job_cancel", args=[project.pk, job.pk]))
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("experiments:job_retry", args=[project.pk, job.pk]))
+    assert experiment.jobs.filter(status=Status.QUEUED).count() == 1
+
+
+def test_the_list_shows_status_and_best_accuracy_and_the_models_page_publishes(client, alice, project, experiment):
+    client.force_login(alice)
+    job = TrainingJob.objects.create(
+        experiment=experiment, status=Status.SUCCEEDED, started_at=timezone.now(), finished_at=timezone.now()
+    )
+    EpochMetric.objects.create(job=job, epoch=1, val_accuracy=0.875)
+    model = TrainedModel.objects.create(
+        project=project,
+        experiment=experiment,
+        job=job,
+        version=1,
+        path="/x",
+        size_bytes=10,
+        checksum="0" * 64,
+        class_names=["green", "red"],
+        image_size=[32, 32],
+        backbone="vgg16",
+        metrics={"accuracy": 0.875},
+    )
+    page = client.get(reverse("experiments:list", args=[project.pk])).content.decode()
+    assert "87.5%" in page and "succeeded" in page and "Bottleneck" in page
+    assert "Publish" in client.get(reverse("experiments:models", args=[project.pk])).content.decode()
+    client.post(reverse("experiments:model_publish", args=[project.pk, model.pk]))
+    model.refresh_from_db()
+    assert model.published
+    assert (
+        reverse("experiments:list", args=[project.pk])
+        in client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    )
+
+
+def test_another_users_experiments_are_not_found(client, bob, project, experiment):
+    client.force_login(bob)
+    assert client.get(reverse("experiments:list", args=[project.pk])).status_code == 404
+    assert client.get(reverse("experiments:detail", args=[project.pk, experiment.pk])).status_code == 404
+    job = TrainingJob.objects.create(experiment=experiment)
+    assert client.post(reverse("experiments:job_cancel", args=[project.pk, job.pk])).status_code == 404
+
+
+def test_the_job_admin_lists_jobs_without_a_query_per_row(
+    admin_client, project, experiment, django_assert_max_num_queries
+):
+    for _ in range(5):
+        TrainingJob.objects.create(experiment=experiment, status=Status.FAILED, error="boom", log_tail="line")
+    with django_assert_max_num_queries(12):
+        assert admin_client.get(reverse("admin:experiments_trainingjob_changelist")).status_code == 200
+    job = TrainingJob.objects.first()
+    page = admin_client.get(reverse("admin:experiments_trainingjob_change", args=[job.pk])).content.decode()
+    assert "boom" in page and "<pre" in page

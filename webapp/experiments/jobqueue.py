@@ -1,0 +1,49 @@
+"""Handing a training job to the broker (STYLE habit 3: task id stored first, sent on commit)."""
+
+import logging
+
+from django.db.models import F
+from django.utils import timezone
+
+from webapp.core.errors import Unavailable
+
+from .models import TrainingJob
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Unavailable):
+    """The job could not be handed to the queue; it is already marked failed with the reason."""
+
+    def __init__(self, message: str, *, job: TrainingJob):
+        super().__init__(message)
+        self.job = job
+
+
+def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
+    """Publish the job's message under its stored task id; if the broker is down, fail the job.
+
+    We fail rather than leave the job queued for the reaper to re-send: the user who pressed
+    "start" learns at once that nothing will run, no job sits "queued" with no message behind
+    it, and a retry is one click once Redis is back. CELERY_BROKER_CONNECTION_TIMEOUT and
+    CELERY_TASK_PUBLISH_RETRY=False make this answer within seconds instead of hanging.
+    """
+    from kombu.exceptions import OperationalError as KombuOperationalError
+    from redis.exceptions import RedisError
+
+    from workers.celery import app  # noqa: F401 - makes the configured app current for shared tasks
+    from workers.tasks import run_training_job
+
+    try:
+        run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown)
+    except (KombuOperationalError, RedisError, OSError) as exc:
+        message = (
+            f"Could not reach the job queue (Redis) to start this job: {exc}. "
+            "Nothing ran; retry the job once the queue is back."
+        )
+        TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(
+            status=TrainingJob.Status.FAILED, error=message, finished_at=timezone.now()
+        )
+        log.error("job %s: enqueue failed: %s", job.pk, exc)
+        raise BrokerUnavailable(message, job=job) from exc
+    TrainingJob.objects.filter(pk=job.pk).update(enqueue_count=F("enqueue_count") + 1, enqueued_at=timezone.now())

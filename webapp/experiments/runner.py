@@ -1,0 +1,348 @@
+"""The body of the training task: claim, train with the engine, report, finish (DESIGN §4).
+
+Runs in a fresh prefork child per job (max_tasks_per_child=1 on the training queue); the
+engine, and so TensorFlow, is imported here and only here, never in the worker's main process.
+"""
+
+import logging
+import os
+import shutil
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from webapp.core import storage
+from webapp.projects.models import Project
+
+from .models import EpochMetric, TrainedModel, TrainingJob
+
+log = logging.getLogger(__name__)
+
+Status = TrainingJob.Status
+
+# An unexpected error (disk full, database blip, a bug) is retried up to this many attempts in
+# all; expected engine errors (MLError: bad dataset, missing weights) are never retried.
+MAX_ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 30
+# Progress rows are written at most this often; epoch ends and phase changes are always written.
+PROGRESS_WRITE_SECONDS = 1.0
+# should_stop() asks the database at most this often. A batch slower than this is checked every
+# batch; faster batches (a bottleneck head trains thousands of ~1 ms batches) would otherwise
+# spend more time querying than training, and 0.2 s is below what a user can notice.
+CANCEL_POLL_SECONDS = 0.2
+LOG_TAIL_LINES = 40
+
+
+def training_job_claim(*, job_id: int, worker_hostname: str) -> bool:
+    """Take a queued job for this worker with one conditional UPDATE; False if someone else has it.
+
+    A second delivery of the same message (Redis redelivery, a retried task), a job cancelled
+    while queued and a job already running all fail this claim, so work runs at most once.
+    """
+    now = timezone.now()
+    claimed = TrainingJob.objects.filter(pk=job_id, status=Status.QUEUED, cancel_requested=False).update(
+        status=Status.RUNNING,
+        worker=worker_hostname,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        progress=0.0,
+        phase="starting",
+        epoch=0,
+        attempts=F("attempts") + 1,
+    )
+    return claimed == 1
+
+
+def training_job_run(*, job_id: int, worker_hostname: str) -> str:
+    """Claim job `job_id` and train it; returns what happened (for the task's result and logs).
+
+    "skipped" (not claimable), "succeeded", "failed", "cancelled", "requeued" (an unexpected
+    error with attempts left), or "lost" (the job stopped being ours, e.g. the reaper failed it).
+    """
+    if not training_job_claim(job_id=job_id, worker_hostname=worker_hostname):
+        log.info("job %s: not claimable (already taken, cancelled or finished); skipping", job_id)
+        return "skipped"
+    job = TrainingJob.objects.select_related("experiment__dataset", "experiment__project").get(pk=job_id)
+    return _JobRun(job).run()
+
+
+class _Heartbeat(threading.Thread):
+    """Bumps heartbeat_at every TL_HEARTBEAT_SECONDS from its own thread (and DB connection).
+
+    A thread, not the progress callback, so that TensorFlow's import, a cold feature extraction
+    or one very long batch still beat. If the row is no longer running (reaped), it says so.
+    """
+
+    def __init__(self, job_id: int):
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.interval = settings.TL_HEARTBEAT_SECONDS
+        self.stopped = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self):
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    if not TrainingJob.objects.filter(pk=self.job_id, status=Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    ):
+                        self.lost.set()
+                        return
+                except DatabaseError as exc:  # a blip: the next beat may work; the reaper has slack
+                    log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+class _JobRun:
+    def __init__(self, job: TrainingJob):
+        self.job = job
+        self.experiment = job.experiment
+        self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self._last_write = 0.0
+        self._last_phase = ""
+        self._last_poll = 0.0
+        self._stop = False
+        self.heartbeat = _Heartbeat(job.pk)
+
+    # --- callbacks given to the engine ---
+
+    def on_progress(self, p) -> None:
+        now = time.monotonic()
+        phase_changed = p.phase != self._last_phase
+        if phase_changed:
+            self._log(f"phase: {p.phase}")
+        if p.logs:
+            self._log(
+                f"epoch {p.epoch}/{p.epochs}: "
+                + " ".join(f"{k}={v:.4f}" for k, v in p.logs.items() if k != "epoch" and v is not None)
+            )
+            EpochMetric.objects.update_or_create(
+                job_id=self.job.pk,
+                epoch=p.epoch,
+                defaults={k: p.logs.get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            )
+        elif not phase_changed and now - self._last_write < PROGRESS_WRITE_SECONDS:
+            return
+        self._last_write, self._last_phase = now, p.phase
+        fields = {
+            "progress": min(1.0, max(0.0, p.fraction)),
+            "phase": p.phase,
+            "epochs": p.epochs,
+            "heartbeat_at": timezone.now(),
+        }
+        if p.phase == "training":
+            fields["epoch"] = p.epoch
+        if p.logs or phase_changed:
+            fields["log_tail"] = self._tail()
+        TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING).update(**fields)
+
+    def should_stop(self) -> bool:
+        if self.heartbeat.lost.is_set():
+            return True
+        now = time.monotonic()
+        if not self._stop and now - self._last_poll >= CANCEL_POLL_SECONDS:
+            self._last_poll = now
+            row = TrainingJob.objects.filter(pk=self.job.pk).values_list("status", "cancel_requested").first()
+            self._stop = row is None or row[0] != Status.RUNNING or row[1]
+        return self._stop
+
+    # --- the run ---
+
+    def run(self) -> str:
+        from workers.ml.errors import Cancelled, MLError
+
+        self.heartbeat.start()
+        staging = storage.staging_dir("model")
+        try:
+            result = self._train(staging / "model")
+            return self._succeed(result)
+        except Cancelled:
+            return self._cancelled()
+        except MLError as exc:
+            return self._finish(Status.FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - anything else is infrastructure or a bug: bounded retries
+            return self._unexpected(exc)
+        finally:
+            # Partial output of a failed or cancelled run; on success the model was moved out already.
+            shutil.rmtree(staging, ignore_errors=True)
+            self.heartbeat.stop()
+
+    def _train(self, output_dir: Path):
+        from workers.ml.config import parse_config
+        from workers.ml.train import train
+
+        experiment, dataset = self.experiment, self.experiment.dataset
+        cfg = parse_config(experiment.config)
+        self._log(
+            f"training {experiment.mode} {experiment.backbone} on dataset v{dataset.version} "
+            f"(attempt {self.job.attempts}) on {self.job.worker}"
+        )
+        return train(
+            config=cfg,
+            dataset_dir=storage.dataset_dir(dataset.pk),
+            output_dir=output_dir,
+            cache_dir=storage.features_root(),
+            # Datasets are immutable, so the id is a safe cache key if ingest left no hash.
+            dataset_hash=dataset.content_hash or f"dataset-{dataset.pk}",
+            weights_dir=Path(settings.TL_WEIGHTS_DIR) if settings.TL_WEIGHTS_DIR else None,
+            base_model_dir=self._base_model_dir(),
+            on_progress=self.on_progress,
+            should_stop=self.should_stop,
+        )
+
+    def _base_model_dir(self) -> Path | None:
+        from workers.ml.errors import MLError
+
+        base_id = self.experiment.base_experiment_id
+        if base_id is None:
+            return None
+        model = (
+            TrainedModel.objects.filter(experiment_id=base_id, job__status=Status.SUCCEEDED)
+            .order_by("-version")
+            .first()
+        )
+        if model is None:
+            raise MLError(f"the base experiment {base_id} has no trained model; run it to success first")
+        return Path(model.path)
+
+    def _succeed(self, result) -> str:
+        now = timezone.now()
+        final = None
+        self._log(
+            f"done: validation accuracy {result.evaluation.get('accuracy', 0):.4f}, best epoch {result.best_epoch}"
+        )
+        job_result = {
+            "class_names": result.class_names,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "evaluation": result.evaluation,
+            "timings": result.timings,
+            "model_bytes": result.model_bytes,
+            "sha256": result.sha256,
+        }
+        try:
+            with transaction.atomic():
+                won = TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING, cancel_requested=False).update(
+                    status=Status.SUCCEEDED,
+                    progress=1.0,
+                    phase="done",
+                    finished_at=now,
+                    heartbeat_at=now,
+                    result=job_result,
+                    error="",
+                    log_tail=self._tail(),
+                )
+                if not won:
+                    return self._lost_or_cancelled()
+                # One version sequence per project: lock the project row while numbering.
+                Project.objects.select_for_update().filter(pk=self.experiment.project_id).first()
+                version = (
+                    TrainedModel.objects.filter(project_id=self.experiment.project_id).aggregate(v=Max("version"))["v"]
+                    or 0
+                ) + 1
+                info = result.model_info or {}
+                model = TrainedModel.objects.create(
+                    project_id=self.experiment.project_id,
+                    experiment=self.experiment,
+                    job_id=self.job.pk,
+                    version=version,
+                    path="",
+                    size_bytes=result.model_bytes,
+                    checksum=result.sha256,
+                    class_names=result.class_names,
+                    image_size=list(self.experiment.config.get("image_size") or info.get("image_size") or []),
+                    backbone=info.get("backbone") or "scratch",
+                    metrics={**(info.get("metrics") or {}), "accuracy": result.evaluation.get("accuracy")},
+                )
+                final = storage.model_dir(model.pk)
+                TrainedModel.objects.filter(pk=model.pk).update(path=str(final))
+                # Renamed inside the transaction: if the commit fails, the except below removes it,
+                # so a model folder exists exactly when its row does.
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(result.model_dir, final)
+        except BaseException:
+            if final is not None:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+        log.info("job %s succeeded: model v%s at %s", self.job.pk, version, final)
+        return "succeeded"
+
+    def _lost_or_cancelled(self) -> str:
+        row = TrainingJob.objects.filter(pk=self.job.pk).values_list("status", "cancel_requested").first()
+        if row and row[0] == Status.RUNNING and row[1]:
+            return self._cancelled()
+        log.warning("job %s is no longer ours (%s); discarding its output", self.job.pk, row and row[0])
+        return "lost"
+
+    def _cancelled(self) -> str:
+        self._log("cancelled")
+        return self._finish(Status.CANCELLED, "Cancelled while running; partial files were removed.")
+
+    def _unexpected(self, exc: Exception) -> str:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        from .jobqueue import BrokerUnavailable, job_enqueue
+
+        self.log_lines.extend(traceback.format_exception(exc)[-6:])
+        if isinstance(exc, SoftTimeLimitExceeded):
+            return self._finish(
+                Status.FAILED,
+                f"Training exceeded the time limit of {settings.TL_TRAINING_TIME_LIMIT} s "
+                "(TL_TRAINING_TIME_LIMIT); use fewer epochs or a smaller image size.",
+            )
+        detail = f"{type(exc).__name__}: {exc}"
+        log.exception("job %s: unexpected error on attempt %s", self.job.pk, self.job.attempts)
+        if self.job.attempts >= MAX_ATTEMPTS:
+            return self._finish(
+                Status.FAILED,
+                f"Internal error after {self.job.attempts} attempts ({detail}). "
+                "An administrator should check the worker logs.",
+            )
+        # Back to queued (from running only), fresh progress, then a new message after a delay.
+        EpochMetric.objects.filter(job_id=self.job.pk).delete()
+        if not TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING, cancel_requested=False).update(
+            status=Status.QUEUED,
+            worker="",
+            progress=0.0,
+            phase="",
+            epoch=0,
+            heartbeat_at=None,
+            started_at=None,
+            error=f"Attempt {self.job.attempts} failed ({detail}); retrying.",
+            log_tail=self._tail(),
+        ):
+            return self._lost_or_cancelled()
+        try:
+            job_enqueue(job=self.job, countdown=RETRY_DELAY_SECONDS * self.job.attempts)
+        except BrokerUnavailable:
+            return "failed"  # job_enqueue already failed the row with the reason
+        return "requeued"
+
+    def _finish(self, status: str, error: str) -> str:
+        if TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING).update(
+            status=status, error=error, finished_at=timezone.now(), log_tail=self._tail()
+        ):
+            log.info("job %s %s: %s", self.job.pk, status, error)
+            return str(status)
+        log.warning("job %s is no longer running; not marking it %s", self.job.pk, status)
+        return "lost"
+
+    def _log(self, line: str) -> None:
+        self.log_lines.append(f"{timezone.now():%H:%M:%S} {line}")
+
+    def _tail(self) -> str:
+        return "\n".join(line.rstrip("\n") for line in self.log_lines)

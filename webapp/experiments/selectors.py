@@ -1,0 +1,134 @@
+"""Reads shaped for the experiment pages and the API. Another user's objects are not found (404)."""
+
+from django.db.models import Max, OuterRef, Subquery
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from .models import EpochMetric, Experiment, TrainedModel, TrainingJob
+
+
+def _latest_job(field: str):
+    return Subquery(
+        TrainingJob.objects.filter(experiment=OuterRef("pk")).order_by("-created_at", "-pk").values(field)[:1]
+    )
+
+
+def experiments_for_project(project):
+    """The project's experiments with their latest job's state, best val accuracy and duration.
+
+    One query: the latest job's fields and its best epoch come from subqueries, not per row.
+    """
+    best = (
+        EpochMetric.objects.filter(job_id=OuterRef("latest_job_id"))
+        .values("job_id")
+        .annotate(best=Max("val_accuracy"))
+        .values("best")
+    )
+    rows = (
+        Experiment.objects.filter(project=project)
+        .select_related("dataset", "base_experiment")
+        .annotate(
+            latest_job_id=_latest_job("pk"),
+            latest_status=_latest_job("status"),
+            latest_progress=_latest_job("progress"),
+            latest_started_at=_latest_job("started_at"),
+            latest_finished_at=_latest_job("finished_at"),
+        )
+        .annotate(best_val_accuracy=Subquery(best[:1]))
+        .order_by("-created_at")
+    )
+    now = timezone.now()
+    rows = list(rows)
+    for row in rows:
+        start, end = row.latest_started_at, row.latest_finished_at
+        row.duration = (end or now) - start if start else None
+    return rows
+
+
+def experiment_for_user(user, experiment_id) -> Experiment:
+    return get_object_or_404(
+        Experiment.objects.select_related("project", "dataset", "base_experiment", "created_by"),
+        pk=experiment_id,
+        project__owner=user,
+    )
+
+
+def experiment_jobs(experiment):
+    """The experiment's jobs, newest first, each with its model (if any) in the same query."""
+    return experiment.jobs.select_related("model").order_by("-created_at", "-pk")
+
+
+def latest_job(experiment) -> TrainingJob | None:
+    return experiment.jobs.select_related("model").order_by("-created_at", "-pk").first()
+
+
+def job_for_user(user, job_id) -> TrainingJob:
+    return get_object_or_404(
+        TrainingJob.objects.select_related("experiment__project"), pk=job_id, experiment__project__owner=user
+    )
+
+
+def job_history(job) -> list[dict]:
+    """Per-epoch metrics so far, for the curves (grows while the job trains)."""
+    return list(
+        EpochMetric.objects.filter(job=job)
+        .order_by("epoch")
+        .values("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+    )
+
+
+def job_eta_seconds(job, *, now=None) -> float | None:
+    """Remaining time, extrapolated from elapsed time and progress; None until it means something."""
+    if job.status != TrainingJob.Status.RUNNING or not job.started_at or job.progress <= 0.02:
+        return None
+    elapsed = ((now or timezone.now()) - job.started_at).total_seconds()
+    return max(0.0, elapsed * (1 - job.progress) / job.progress)
+
+
+def models_for_project(project):
+    return (
+        TrainedModel.objects.filter(project=project)
+        .select_related("experiment", "job", "experiment__dataset")
+        .order_by("-version")
+    )
+
+
+def model_for_user(user, model_id) -> TrainedModel:
+    return get_object_or_404(TrainedModel.objects.select_related("project"), pk=model_id, project__owner=user)
+
+
+def bottleneck_bases_for_project(project):
+    """Experiments a finetune can start from: bottleneck runs with a succeeded model."""
+    return (
+        Experiment.objects.filter(
+            project=project, mode=Experiment.Mode.BOTTLENECK, models__job__status=TrainingJob.Status.SUCCEEDED
+        )
+        .select_related("dataset")
+        .distinct()
+        .order_by("-created_at")
+    )
+
+
+def job_evaluation(job) -> dict | None:
+    """The succeeded job's evaluation, shaped for the page: heatmap rows with a shade per cell."""
+    evaluation = (job.result or {}).get("evaluation") if job else None
+    if not evaluation:
+        return None
+    labels, matrix = evaluation.get("labels", []), evaluation.get("confusion_matrix", [])
+    rows = []
+    for label, counts in zip(labels, matrix, strict=False):
+        total = sum(counts) or 1
+        # Shade by the share of the true class's images, so classes of different sizes compare.
+        cells = [
+            {"count": c, "share": c / total, "alpha": round(0.08 + 0.85 * c / total, 3) if c else 0} for c in counts
+        ]
+        rows.append({"label": label, "cells": cells, "correct": counts[labels.index(label)] if counts else 0})
+    per_class = [{"label": name, **values} for name, values in (evaluation.get("per_class") or {}).items()]
+    return {
+        "accuracy": evaluation.get("accuracy"),
+        "labels": labels,
+        "rows": rows,
+        "per_class": per_class,
+        "mistakes": evaluation.get("confident_mistakes") or [],
+        "best_epoch": job.result.get("best_epoch"),
+    }

@@ -1,0 +1,321 @@
+"""Writes for experiments, training jobs and trained models (DESIGN §4, §5).
+
+Every status change is one conditional UPDATE whose row count is checked (STYLE habit 4): a
+job that the reaper failed, or a user cancelled, can never be moved back by a slower writer.
+The body of the training task lives in `webapp.experiments.runner`; it is re-exported here so
+callers need one module.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from webapp.core.errors import Conflict, ServiceError
+from webapp.projects.models import Dataset, Project
+
+from .jobqueue import BrokerUnavailable, job_enqueue  # noqa: F401  (BrokerUnavailable is part of the API)
+from .models import Experiment, TrainedModel, TrainingJob
+from .runner import training_job_claim, training_job_run  # noqa: F401  (public services)
+
+log = logging.getLogger(__name__)
+
+Status = TrainingJob.Status
+# Publishes of one job's message, first send included, before a vanished message fails the job.
+MAX_ENQUEUES = 3
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+def _validate_config(config: dict):
+    """The engine's own validation (no TensorFlow imported), as a ServiceError naming the key."""
+    from workers.ml.config import parse_config
+    from workers.ml.errors import ConfigError
+
+    if not isinstance(config, dict):
+        raise ServiceError("The experiment config must be a JSON object.", field="config")
+    try:
+        return parse_config(config)
+    except ConfigError as exc:
+        raise ServiceError(str(exc), field=exc.key) from None
+
+
+def _resolve_base_experiment(*, project: Project, dataset: Dataset, cfg, raw) -> Experiment:
+    if raw in (None, ""):
+        raise ServiceError(
+            "Fine-tuning starts from a trained bottleneck experiment: choose one as base_experiment.",
+            field="base_experiment",
+        )
+    base_id = raw.pk if isinstance(raw, Experiment) else raw
+    if isinstance(base_id, bool) or not isinstance(base_id, (int, str)) or not str(base_id).isdigit():
+        raise ServiceError("base_experiment must be an experiment id.", field="base_experiment")
+    base = Experiment.objects.filter(pk=int(base_id), project=project).first()
+    if base is None:
+        raise ServiceError(f"Experiment {base_id} is not in this project.", field="base_experiment")
+    problems = []
+    if base.mode != Experiment.Mode.BOTTLENECK:
+        problems.append(f"it is a {base.mode} experiment, not a bottleneck one")
+    if base.dataset_id != dataset.pk:
+        problems.append("it was trained on another dataset version")
+    if base.backbone != cfg.backbone:
+        problems.append(f"its backbone is {base.backbone}, not {cfg.backbone}")
+    if list(base.config.get("image_size", [])) != list(cfg.image_size):
+        problems.append(f"its image size is {base.config.get('image_size')}, not {list(cfg.image_size)}")
+    if not TrainedModel.objects.filter(experiment=base, job__status=Status.SUCCEEDED).exists():
+        problems.append("it has no succeeded run with a trained model")
+    if problems:
+        raise ServiceError(
+            f"Experiment {base.pk} ({base.name}) cannot be fine-tuned from: " + "; ".join(problems) + ".",
+            field="base_experiment",
+        )
+    return base
+
+
+def experiment_create(
+    *, project: Project, dataset: Dataset, config: dict, name: str, notes: str = "", user=None, start: bool = True
+) -> Experiment:
+    """Validate `config` (DESIGN §5) against `dataset` and save the experiment.
+
+    With `start` (the default) its first training job is created in the same transaction and
+    enqueued once it commits; `experiment.jobs.first()` is that job. Raises ServiceError with
+    `field` naming the form field or config key (e.g. "augmentation.rotation_range"), and
+    BrokerUnavailable (after saving, with the job failed) when the queue cannot be reached.
+    """
+    from workers.ml.config import config_to_dict
+
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("An experiment needs a name.", field="name")
+    if dataset.project_id != project.pk:
+        raise ServiceError("That dataset belongs to another project.", field="dataset")
+    if not dataset.is_ready:
+        raise ServiceError(
+            f"Dataset v{dataset.version} is {dataset.status}; only a ready dataset can be trained on.", field="dataset"
+        )
+    cfg = _validate_config(config)
+    base = None
+    if cfg.mode == Experiment.Mode.FINETUNE:
+        base = _resolve_base_experiment(project=project, dataset=dataset, cfg=cfg, raw=config.get("base_experiment"))
+    elif config.get("base_experiment") not in (None, ""):
+        raise ServiceError("base_experiment is only used in finetune mode.", field="base_experiment")
+    stored = config_to_dict(cfg)
+    if base is not None:
+        stored["base_experiment"] = base.pk
+    with transaction.atomic():
+        experiment = Experiment.objects.create(
+            project=project,
+            dataset=dataset,
+            name=name[:120],
+            notes=notes or "",
+            mode=cfg.mode,
+            backbone=cfg.backbone,
+            config=stored,
+            base_experiment=base,
+            created_by=user,
+        )
+        if start:
+            training_job_start(experiment=experiment)
+    return experiment
+
+
+# --- starting, cancelling, retrying -----------------------------------------------------------
+
+
+def training_job_start(*, experiment: Experiment) -> TrainingJob:
+    """Create a queued job for `experiment` and enqueue it when the transaction commits.
+
+    The task id is chosen here and stored before anything is sent, so a message can always be
+    matched to its row. Raises Conflict while another job of the experiment is queued or running.
+    """
+    with transaction.atomic():
+        # Lock the experiment so two concurrent starts cannot both pass the "no active job" check.
+        Experiment.objects.select_for_update().filter(pk=experiment.pk).first()
+        if experiment.jobs.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists():
+            raise Conflict("This experiment already has a queued or running job.")
+        job = TrainingJob.objects.create(
+            experiment=experiment, task_id=str(uuid.uuid4()), epochs=int(experiment.config.get("epochs") or 0)
+        )
+        transaction.on_commit(lambda: job_enqueue(job=job))
+    return job
+
+
+def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Cancel a job: a queued one never starts, a running one stops within a batch.
+
+    Never `revoke(terminate=True)` (DESIGN §7): a killed child leaves TensorFlow state and
+    half-written files behind. A running job sees `cancel_requested` from its should_stop poll.
+    """
+    now = timezone.now()
+    if TrainingJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, cancel_requested=True, finished_at=now, error="Cancelled before it started."
+    ):
+        # The claim refuses cancelled rows anyway; the revoke just spares a worker the delivery.
+        try:
+            from workers.celery import app
+
+            app.control.revoke(str(job.task_id))
+        except Exception as exc:  # noqa: BLE001 - any broker error: the claim already guards the start
+            log.warning("job %s: revoke failed (%s); the claim will skip it", job.pk, exc)
+    elif not TrainingJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(cancel_requested=True):
+        job.refresh_from_db()
+        raise Conflict(f"This job already ended ({job.status}); there is nothing to cancel.")
+    job.refresh_from_db()
+    return job
+
+
+def training_job_retry(*, job: TrainingJob) -> TrainingJob:
+    """Run a failed or cancelled job's experiment again, as a new job with the same config."""
+    if job.status not in (Status.FAILED, Status.CANCELLED):
+        raise Conflict(f"Only a failed or cancelled job can be retried; this one is {job.status}.")
+    return training_job_start(experiment=job.experiment)
+
+
+def _latest_job(experiment: Experiment) -> TrainingJob | None:
+    return experiment.jobs.order_by("-created_at", "-pk").first()
+
+
+def experiment_cancel(*, experiment: Experiment) -> TrainingJob:
+    """Cancel the experiment's latest job (the API's /experiments/{id}/cancel/)."""
+    job = _latest_job(experiment)
+    if job is None:
+        raise Conflict("This experiment has never been run; there is nothing to cancel.")
+    return training_job_cancel(job=job)
+
+
+def experiment_retry(*, experiment: Experiment) -> TrainingJob:
+    """Run the experiment again after its latest job failed or was cancelled (the API's /retry/)."""
+    job = _latest_job(experiment)
+    if job is None:
+        return training_job_start(experiment=experiment)
+    return training_job_retry(job=job)
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def _active_task_ids(timeout: float) -> set[str] | None:
+    """Task ids the workers say they are running; None when nobody answered (unknown, not lost)."""
+    from workers.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=timeout).active()
+    except Exception:  # noqa: BLE001 - a transport error means we could not ask: unknown
+        return None
+    if not replies:
+        return None
+    return {task["id"] for tasks in replies.values() for task in (tasks or [])}
+
+
+def training_jobs_reap(*, now=None, ask_workers: bool = True, inspect_timeout: float = 1.0) -> list[int]:
+    """Fail running jobs whose heartbeat is older than TL_HEARTBEAT_STALE_SECONDS ("worker lost").
+
+    The heartbeat is the evidence: a job's child beats every TL_HEARTBEAT_SECONDS from a thread,
+    even inside one long batch. Workers are also asked which tasks they run: a job a worker
+    reports as active is spared (its database writes may be what failed), but silence or an
+    unanswered inspect proves nothing, so it neither spares nor condemns. Returns the reaped ids.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TL_HEARTBEAT_STALE_SECONDS)
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    candidates = list(
+        TrainingJob.objects.filter(stale, status=Status.RUNNING).values_list("pk", "task_id", "worker", "heartbeat_at")
+    )
+    if not candidates:
+        return []
+    active = _active_task_ids(inspect_timeout) if ask_workers else None
+    # Even a worker that claims the task cannot keep it past the hard time limit.
+    hard_cutoff = now - timedelta(seconds=settings.TL_TRAINING_TIME_LIMIT + settings.TL_HEARTBEAT_STALE_SECONDS)
+    reaped = []
+    for pk, task_id, worker, beat in candidates:
+        if active and task_id in active and beat and beat >= hard_cutoff:
+            log.warning("job %s: heartbeat stale but %s still reports it active; not reaping", pk, worker)
+            continue
+        since = beat.isoformat(timespec="seconds") if beat else "its start"
+        message = (
+            f"worker lost: no heartbeat from {worker or 'the worker'} since {since} "
+            f"(more than {settings.TL_HEARTBEAT_STALE_SECONDS} s). The worker probably crashed or was "
+            "killed (out of memory?); retry the job."
+        )
+        # The same staleness test in the UPDATE: a heartbeat that landed meanwhile keeps the job alive.
+        if TrainingJob.objects.filter(stale, pk=pk, status=Status.RUNNING).update(
+            status=Status.FAILED, error=message, finished_at=now
+        ):
+            log.error("job %s reaped: %s", pk, message)
+            reaped.append(pk)
+    return reaped
+
+
+def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:
+    """Re-send queued jobs whose message is in no queue and not held by any worker.
+
+    That happens when a web process dies between its commit and the publish, or when Redis lost
+    its data (it keeps nothing on disk here). A job queued for TL_QUEUED_ORPHAN_SECONDS whose
+    task id is neither in a queue list nor in kombu's unacked hash is re-sent under the same task
+    id, at most MAX_ENQUEUES times in all, then failed with the reason. When Redis cannot be read
+    nothing is concluded. A message re-sent twice is harmless: only one delivery wins the claim.
+    """
+    from webapp.core.redis import broker_task_ids
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TL_QUEUED_ORPHAN_SECONDS)
+    old = Q(enqueued_at__lt=cutoff) | Q(enqueued_at__isnull=True, created_at__lt=cutoff)
+    candidates = list(TrainingJob.objects.filter(old, status=Status.QUEUED, cancel_requested=False))
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    if not candidates:
+        return outcome
+    present = broker_task_ids(settings.TL_WATCHED_QUEUES)
+    if present is None:
+        return outcome
+    for job in candidates:
+        if str(job.task_id) in present:
+            continue
+        if job.enqueue_count >= MAX_ENQUEUES:
+            message = (
+                f"The job's message was lost {job.enqueue_count} times before any worker took it "
+                "(is Redis losing data or restarting?); retry the job."
+            )
+            if TrainingJob.objects.filter(old, pk=job.pk, status=Status.QUEUED).update(
+                status=Status.FAILED, error=message, finished_at=now
+            ):
+                outcome["failed"].append(job.pk)
+            continue
+        log.warning("job %s: queued but its message is gone; sending it again", job.pk)
+        try:
+            job_enqueue(job=job)
+        except BrokerUnavailable:
+            outcome["failed"].append(job.pk)
+            continue
+        outcome["requeued"].append(job.pk)
+    return outcome
+
+
+# --- trained models -----------------------------------------------------------------------
+
+
+def trained_model_publish(*, model: TrainedModel) -> TrainedModel:
+    """Make `model` the one its project's prediction endpoint serves (at most one per project)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            # Serialises concurrent publishes in one project (the partial unique index is the backstop).
+            Project.objects.select_for_update().filter(pk=model.project_id).first()
+            TrainedModel.objects.filter(project_id=model.project_id, published=True).exclude(pk=model.pk).update(
+                published=False, published_at=None
+            )
+            TrainedModel.objects.filter(pk=model.pk, published=False).update(published=True, published_at=now)
+    except IntegrityError:
+        raise Conflict("Another model of this project was published at the same moment; try again.") from None
+    model.refresh_from_db()
+    return model
+
+
+def trained_model_unpublish(*, model: TrainedModel) -> TrainedModel:
+    """Stop serving `model`; the project then has no published model (predict answers 409)."""
+    TrainedModel.objects.filter(pk=model.pk).update(published=False, published_at=None)
+    model.refresh_from_db()
+    return model

@@ -1,0 +1,172 @@
+"""Experiment and model pages: parse input, call one service or selector, render (STYLE habit 1)."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.core.errors import ServiceError
+from webapp.projects.models import Dataset
+from webapp.projects.selectors import project_for_user
+
+from . import selectors, services
+from .forms import PRESETS, ExperimentForm
+from .jobqueue import BrokerUnavailable
+
+
+def _experiment(request, project_id, experiment_id):
+    experiment = selectors.experiment_for_user(request.user, experiment_id)
+    if experiment.project_id != project_id:
+        raise Http404("No such experiment in this project.")
+    return experiment
+
+
+@login_required
+def experiment_list(request, project_id):
+    project = project_for_user(request.user, project_id)
+    rows = selectors.experiments_for_project(project)
+    return render(request, "experiments/experiment_list.html", {"project": project, "experiments": rows})
+
+
+@login_required
+def experiment_create(request, project_id):
+    project = project_for_user(request.user, project_id)
+    datasets = project.datasets.filter(status=Dataset.Status.READY).order_by("-version")
+    preset = PRESETS.get(request.GET.get("preset", ""))
+    initial = dict(preset["initial"]) if preset else {}
+    bases = selectors.bottleneck_bases_for_project(project)
+    if datasets:
+        initial.setdefault("dataset", datasets[0].pk)
+    if initial.get("mode") == "finetune" and bases:
+        initial.setdefault("base_experiment", bases[0].pk)  # the newest trained bottleneck run
+    form = ExperimentForm(request.POST or None, initial=initial, project=project, datasets=datasets, bases=bases)
+    if request.method == "POST" and form.is_valid():
+        try:
+            experiment = services.experiment_create(
+                project=project,
+                dataset=form.cleaned_data["dataset"],
+                config=form.to_config(),
+                name=form.cleaned_data["name"],
+                notes=form.cleaned_data["notes"],
+                user=request.user,
+            )
+        except BrokerUnavailable as exc:
+            messages.error(request, exc.message)
+            return redirect("experiments:detail", project_id=project.pk, experiment_id=exc.job.experiment_id)
+        except ServiceError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.success(request, f"Experiment {experiment.name} is queued.")
+            return redirect("experiments:detail", project_id=project.pk, experiment_id=experiment.pk)
+    context = {"project": project, "form": form, "presets": PRESETS, "has_datasets": datasets.exists()}
+    return render(request, "experiments/experiment_form.html", context)
+
+
+def _status_context(experiment):
+    job = selectors.latest_job(experiment)
+    return {
+        "experiment": experiment,
+        "project": experiment.project,
+        "job": job,
+        "eta": selectors.job_eta_seconds(job) if job else None,
+        "evaluation": selectors.job_evaluation(job),
+    }
+
+
+@login_required
+def experiment_detail(request, project_id, experiment_id):
+    experiment = _experiment(request, project_id, experiment_id)
+    context = _status_context(experiment)
+    context["jobs"] = selectors.experiment_jobs(experiment)
+    context["config_json"] = json.dumps(experiment.config, indent=2, sort_keys=True)
+    return render(request, "experiments/experiment_detail.html", context)
+
+
+@login_required
+@require_GET
+def experiment_status(request, project_id, experiment_id):
+    """The live part of the experiment page, polled by htmx while the job is not finished."""
+    experiment = _experiment(request, project_id, experiment_id)
+    context = _status_context(experiment)
+    # The runs table lives outside the polled block; send it along out of band so a run's end
+    # shows there too without a reload.
+    context.update(jobs=selectors.experiment_jobs(experiment), oob=True)
+    return render(request, "experiments/_status.html", context)
+
+
+@login_required
+@require_GET
+def experiment_metrics(request, project_id, experiment_id):
+    """Curves' data for Chart.js: the latest job's epochs so far."""
+    experiment = _experiment(request, project_id, experiment_id)
+    job = selectors.latest_job(experiment)
+    return JsonResponse(
+        {
+            "job": job.pk if job else None,
+            "status": job.status if job else None,
+            "epochs": job.epochs if job else 0,
+            "finished": bool(job and job.is_terminal),
+            "history": selectors.job_history(job) if job else [],
+        }
+    )
+
+
+def _job_action(request, project_id, job_id, action, done_message):
+    job = selectors.job_for_user(request.user, job_id)
+    if job.experiment.project_id != project_id:
+        raise Http404("No such job in this project.")
+    try:
+        action(job=job)
+    except BrokerUnavailable as exc:
+        messages.error(request, exc.message)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done_message)
+    return redirect("experiments:detail", project_id=project_id, experiment_id=job.experiment_id)
+
+
+@login_required
+@require_POST
+def job_cancel(request, project_id, job_id):
+    return _job_action(request, project_id, job_id, services.training_job_cancel, "Cancel requested.")
+
+
+@login_required
+@require_POST
+def job_retry(request, project_id, job_id):
+    return _job_action(request, project_id, job_id, services.training_job_retry, "A new run is queued.")
+
+
+@login_required
+def model_list(request, project_id):
+    project = project_for_user(request.user, project_id)
+    models = selectors.models_for_project(project)
+    return render(request, "experiments/model_list.html", {"project": project, "models": models})
+
+
+@login_required
+@require_POST
+def model_publish(request, project_id, model_id):
+    model = selectors.model_for_user(request.user, model_id)
+    if model.project_id != project_id:
+        raise Http404("No such model in this project.")
+    try:
+        services.trained_model_publish(model=model)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model v{model.version} is now served by this project's predict endpoint.")
+    return redirect("experiments:models", project_id=project_id)
+
+
+@login_required
+@require_POST
+def model_unpublish(request, project_id, model_id):
+    model = get_object_or_404(selectors.models_for_project(project_for_user(request.user, project_id)), pk=model_id)
+    services.trained_model_unpublish(model=model)
+    messages.success(request, f"Model v{model.version} is no longer served.")
+    return redirect("experiments:models", project_id=project_id)
