@@ -1,0 +1,76 @@
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.predictions.conftest import make_dataset, shape_png
+from webapp.projects.datasets import upload_dir
+from webapp.projects.models import Dataset
+
+pytestmark = pytest.mark.django_db
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("circle", "square"):
+            for i in range(3):
+                archive.writestr(f"{name}/{i}.png", shape_png(name, i))
+    return buffer.getvalue()
+
+
+def test_it_accepts_an_archive_and_queues_its_ingest(alice_api, alice_project, django_capture_on_commit_callbacks):
+    data = _zip()
+    upload = SimpleUploadedFile("shapes.zip", data, content_type="application/zip")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = alice_api.post(f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": upload})
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "processing" and body["version"] == 1 and body["original_name"] == "shapes.zip"
+    dataset = Dataset.objects.get(pk=body["id"])
+    assert dataset.task_id and len(callbacks) == 1
+    assert (upload_dir(dataset.pk) / "archive.zip").read_bytes() == data
+
+
+def test_it_names_the_archive_field_when_it_is_not_a_zip(alice_api, alice_project):
+    upload = SimpleUploadedFile("shapes.zip", b"not a zip at all", content_type="application/zip")
+    response = alice_api.post(f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": upload})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "archive"
+    assert "not a zip archive" in response.json()["detail"]
+
+
+def test_it_asks_for_the_archive_field(alice_api, alice_project):
+    upload = SimpleUploadedFile("shapes.zip", _zip(), content_type="application/zip")
+    url = f"/api/v1/projects/{alice_project.pk}/datasets/"
+    response = alice_api.post(url, {"file": upload})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "file"
+    assert "unknown field 'file'" in response.json()["detail"]
+    missing = alice_api.post(url, {}, format="multipart")
+    assert missing.json()["detail"] == "archive: No file was submitted."
+    assert not Dataset.objects.exists()
+
+
+def test_it_refuses_json_for_an_upload(alice_api, alice_project):
+    response = alice_api.post(f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": "x"}, format="json")
+    assert response.status_code == 415
+
+
+def test_it_shows_a_dataset_with_its_classes(alice_api, alice_project):
+    dataset = make_dataset(alice_project)
+    response = alice_api.get(f"/api/v1/datasets/{dataset.pk}/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["classes"][0] == {"name": "circle", "train_count": 16, "validation_count": 4}
+    assert body["error"] == "" and body["report"] == {}
+
+
+def test_it_hides_another_users_dataset_and_project(alice_api, bob_project):
+    dataset = make_dataset(bob_project)
+    assert alice_api.get(f"/api/v1/datasets/{dataset.pk}/").status_code == 404
+    upload = SimpleUploadedFile("shapes.zip", _zip(), content_type="application/zip")
+    assert alice_api.post(f"/api/v1/projects/{bob_project.pk}/datasets/", {"archive": upload}).status_code == 404
+    assert bob_project.datasets.count() == 1

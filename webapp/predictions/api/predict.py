@@ -1,0 +1,235 @@
+"""POST /api/v1/projects/{id}/predict/ and /api/v1/models/{id}/predict/ (DESIGN §6)."""
+
+import base64
+import binascii
+import io
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.experiments.selectors import model_for_user
+from webapp.projects.selectors import project_for_user
+
+from .. import selectors, services
+from ..errors import InputErrors
+from ..throttles import PredictRateThrottle
+from .errors import PayloadTooLarge, error_responses
+
+# --- body size caps ----------------------------------------------------------------------------
+
+
+def _check_length(parser_context) -> int:
+    limit = settings.TL_PREDICT_MAX_BODY_BYTES
+    request = parser_context["request"]
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit} (TL_PREDICT_MAX_BODY_BYTES).")
+    return limit
+
+
+class CappedJSONParser(JSONParser):
+    """DRF's JSON parser reads the whole body whatever DATA_UPLOAD_MAX_MEMORY_SIZE says (DESIGN §7)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = _check_length(parser_context)
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes (TL_PREDICT_MAX_BODY_BYTES).")
+        return super().parse(io.BytesIO(body), media_type, parser_context)
+
+
+class CappedMultiPartParser(MultiPartParser):
+    """Django spools file parts to disk with no total limit; refuse oversized bodies up front."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        _check_length(parser_context)
+        return super().parse(stream, media_type, parser_context)
+
+
+# --- request and response shapes -----------------------------------------------------------------
+
+
+class InstanceSerializer(serializers.Serializer):
+    b64 = serializers.CharField(help_text="The image file's bytes (JPEG, PNG, GIF, BMP, WebP or TIFF), base64.")
+
+
+class PredictJSONSerializer(serializers.Serializer):
+    instances = InstanceSerializer(many=True, help_text="TensorFlow Serving's shape; answered in this order.")
+    top_k = serializers.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="Keep only the k most probable classes per image."
+    )
+
+
+class PredictMultipartSerializer(serializers.Serializer):
+    image = serializers.ListField(child=serializers.FileField(), help_text="Repeat the field for several images.")
+    top_k = serializers.IntegerField(required=False, min_value=1, max_value=100)
+
+
+class PredictedModelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    project = serializers.IntegerField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    confidence = serializers.FloatField()
+    probabilities = serializers.DictField(
+        child=serializers.FloatField(), help_text="Class name -> probability, most probable first."
+    )
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model = PredictedModelSerializer()
+    predictions = PredictionSerializer(many=True)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _parse_top_k(raw, errors: list) -> int | None:
+    if raw is None:
+        return None
+    limit = settings.TL_PREDICT_MAX_TOP_K
+    try:
+        value = int(raw) if not isinstance(raw, bool | float) else None
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not 1 <= value <= limit:
+        errors.append({"field": "top_k", "message": f"top_k must be an integer from 1 to {limit}, got {raw!r}"})
+        return None
+    return value
+
+
+def _json_inputs(data) -> tuple[list[tuple[str, bytes]], int | None]:
+    if not isinstance(data, dict):
+        raise InputErrors(
+            [{"field": None, "message": 'the JSON body must be an object: {"instances": [{"b64": "..."}]}'}]
+        )
+    errors = [
+        {"field": key, "message": f"unknown field {key!r}; expected 'instances' and optionally 'top_k'"}
+        for key in data
+        if key not in ("instances", "top_k")
+    ]
+    top_k = _parse_top_k(data.get("top_k"), errors)
+    instances = data.get("instances", [])
+    if not isinstance(instances, list):
+        errors.append({"field": "instances", "message": 'instances must be a list of {"b64": "..."} objects'})
+        instances = []
+    inputs = []
+    for index, item in enumerate(instances):
+        name = f"instances[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("b64"), str):
+            errors.append({"field": name, "index": index, "message": f'{name}: must be an object {{"b64": "..."}}'})
+            continue
+        unknown = sorted(set(item) - {"b64"})
+        if unknown:
+            errors.append(
+                {"field": f"{name}.{unknown[0]}", "index": index, "message": f"{name}: unknown field {unknown[0]!r}"}
+            )
+            continue
+        try:
+            inputs.append((f"{name}.b64", base64.b64decode(item["b64"], validate=True)))
+        except (binascii.Error, ValueError):
+            errors.append({"field": f"{name}.b64", "index": index, "message": f"{name}.b64: not valid base64"})
+    if errors:
+        raise InputErrors(errors)
+    return inputs, top_k
+
+
+def _multipart_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
+    errors = []
+    for key in request.FILES:
+        if key != "image":
+            errors.append({"field": key, "message": f"unknown field {key!r}; send images as 'image' (repeatable)"})
+    fields = request.POST if hasattr(request, "POST") else {}
+    for key in fields:
+        if key != "top_k":
+            errors.append({"field": key, "message": f"unknown field {key!r}; expected 'image' files and 'top_k'"})
+    top_k_values = fields.getlist("top_k") if "top_k" in fields else []
+    if len(top_k_values) > 1:
+        errors.append({"field": "top_k", "message": "top_k was sent more than once"})
+    top_k = _parse_top_k(top_k_values[0] if top_k_values else None, errors)
+    if errors:
+        raise InputErrors(errors)
+    inputs = []
+    for index, upload in enumerate(request.FILES.getlist("image")):
+        limit = settings.TL_PREDICT_MAX_IMAGE_BYTES
+        # Read at most one byte past the limit: the check then says "too large" without reading it all.
+        inputs.append((f"image[{index}]", upload.read(limit + 1)))
+    return inputs, top_k
+
+
+def predict_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
+    """(field name, bytes) per image in input order, and top_k, from a JSON or multipart body."""
+    data = request.data
+    if request.content_type.startswith("multipart/"):
+        return _multipart_inputs(request)
+    return _json_inputs(data)
+
+
+# --- views -----------------------------------------------------------------------------------
+
+_EXAMPLE = OpenApiExample(
+    "One image",
+    value={
+        "model": {"id": 7, "version": 3, "project": 2},
+        "predictions": [{"label": "cat", "confidence": 0.93, "probabilities": {"cat": 0.93, "dog": 0.07}}],
+    },
+    response_only=True,
+)
+
+
+def _predict_schema(summary: str, description: str, *, conflict: bool):
+    codes = (400, 404, 413, 415, 429, 503) + ((409,) if conflict else ())
+    return extend_schema(
+        summary=summary,
+        description=description,
+        request={
+            "multipart/form-data": PredictMultipartSerializer,
+            "application/json": PredictJSONSerializer,
+        },
+        responses={200: PredictResponseSerializer, **error_responses(*codes)},
+        examples=[_EXAMPLE],
+        tags=["predictions"],
+    )
+
+
+class _PredictView(APIView):
+    parser_classes = [CappedJSONParser, CappedMultiPartParser]
+    throttle_classes = [PredictRateThrottle]
+
+    def _run(self, request, call) -> Response:
+        inputs, top_k = predict_inputs(request)
+        call.image_count = len(inputs)
+        call.images = services.images_check(inputs=inputs)
+        return Response(services.predict_images(model=call.model, images=call.images, top_k=top_k))
+
+
+class ProjectPredictView(_PredictView):
+    @_predict_schema(
+        "Predict with the project's published model",
+        "Answers 409 when the project has no published model. A newly published model serves the "
+        "next request; requests already running finish on the model they started with.",
+        conflict=True,
+    )
+    def post(self, request, project_id: int):
+        project = project_for_user(request.user, project_id)
+        with services.prediction_logged(project=project) as call:
+            call.model = selectors.published_model_for_project(project)
+            return self._run(request, call)
+
+
+class ModelPredictView(_PredictView):
+    @_predict_schema("Predict with a given model", "Any of your trained models, published or not.", conflict=False)
+    def post(self, request, model_id: int):
+        model = model_for_user(request.user, model_id)
+        with services.prediction_logged(project=model.project, model=model) as call:
+            return self._run(request, call)
