@@ -25,3 +25,8 @@ def clean_broker():
     flush_broker()
     yield
     flush_broker()
+
+
+# One Playwright session for the whole run: a second session-scoped browser, started while the
+# first is alive, fails ("Sync API inside the asyncio loop").
+from tests.browser.fixtures import browser, page, signed_in, user  # noqa: E402,F401
