@@ -57,6 +57,15 @@ def test_upload_train_publish_and_try_a_model(signed_in, tmp_path, clean_broker)
         page.get_by_label("Epochs").fill("2")
         page.get_by_label("Batch size").fill("8")
         page.get_by_label("Head units").fill("16")
+        # Preview what the augmentation options do to this dataset's training images.
+        page.get_by_label("Rotation range").fill("30")
+        page.get_by_label("Horizontal flip").check()
+        page.get_by_role("button", name="Preview augmentation").click()
+        page.locator("#aug-preview .aug-row img").first.wait_for(timeout=60_000)
+        assert page.locator("#aug-preview .aug-row").count() == 2
+        assert page.locator("#aug-preview .aug-row").first.locator("img").count() == 5
+        page.get_by_label("Rotation range").fill("0")
+        page.get_by_label("Horizontal flip").uncheck()
         screenshot(page, "05-new-experiment")
         page.get_by_role("button", name="Start").click()
         page.wait_for_url(re.compile(r"/experiments/\d+/$"))
