@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from webapp.projects.ingest.images import ACCEPTED_FORMATS, ImageRejected
-from webapp.projects.ingest.images import _to_rgb as to_rgb
+from webapp.projects.ingest.images import ACCEPTED_FORMATS, ImageRejected, to_rgb
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
 

@@ -32,7 +32,8 @@ class ImageInfo:
     sha256: str  # of the re-encoded JPEG bytes written to the dataset
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is flattened on white (shared by ingest and predict)."""
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in _ALPHA_MODES:
@@ -73,7 +74,7 @@ def convert_image(src: Path, dest: Path, *, max_pixels: int) -> ImageInfo:
     buffer = io.BytesIO()
     with open(src, "rb") as fh, _open_checked(fh, max_pixels) as image:
         try:
-            rgb = _to_rgb(ImageOps.exif_transpose(image))
+            rgb = to_rgb(ImageOps.exif_transpose(image))
         except (OSError, ValueError, SyntaxError) as exc:
             raise ImageRejected(f"truncated or corrupt image ({exc})") from None
         rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
