@@ -171,3 +171,58 @@ def test_it_cancels_feature_extraction_between_batches(two_class_dir, tmp_path):
     assert len(calls) == 2
     assert not (tmp_path / "model").exists()
     assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_frozen_prefix_cut_computes_what_the_whole_base_computes(bottleneck_run):
+    import keras
+
+    from workers.ml import train as train_module
+    from workers.ml.backbones import set_trainable_blocks
+
+    base_result, _ = bottleneck_run
+    loaded = load_verified_model(base_result.model_dir, None)
+    base, preprocess, head = loaded.get_layer("vgg16"), loaded.get_layer("preprocess"), loaded.get_layer("head")
+    set_trainable_blocks(base, "vgg16", ("block5",))
+    run_ = type("R", (), {"cfg": tiny_config("finetune"), "train": [0] * 30, "val": [0] * 10})()
+    split = train_module._split_frozen_prefix(run_, preprocess, base, head)
+    assert split is not None and split.prefix.output.shape[1:] == base.get_layer("block4_pool").output.shape[1:]
+    assert [w.name for w in split.net.trainable_weights if "block" in w.path] != []
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    whole = np.asarray(loaded(images, training=False))
+    cut = np.asarray(split.net(split.prefix(images, training=False), training=False))
+    np.testing.assert_allclose(cut, whole, rtol=1e-5, atol=1e-6)
+    assert isinstance(split.prefix, keras.Model)
+
+
+def test_it_fine_tunes_without_augmentation_on_prefix_outputs_computed_once(
+    bottleneck_run, three_class_dir, tmp_path, monkeypatch
+):
+    base_result, _ = bottleneck_run
+    calls = count_extractions(monkeypatch)
+    config = tiny_config("finetune", epochs=3, learning_rate=1e-5)
+    result = run(config, three_class_dir, tmp_path, base_model_dir=base_result.model_dir)
+    assert calls == [1, 1]  # validation and training prefixes, once each for 3 epochs
+    assert result.timings["frozen_prefix_s"] > 0 and len(result.history) == 3
+    assert result.evaluation["accuracy"] > 0.6
+    before = load_verified_model(base_result.model_dir, None).get_layer("vgg16")
+    after = load_verified_model(result.model_dir, None).get_layer("vgg16")
+    for name, changed in (("block4_conv3", False), ("block5_conv3", True)):
+        same = np.array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+        assert same is not changed, name
+
+
+def test_head_training_stops_within_one_batch(two_class_dir, tmp_path):
+    reports = []
+    should_stop, calls = stop_after(3)  # extraction polls once per batch: 1 train + 1 val
+    with pytest.raises(Cancelled):
+        run(
+            tiny_config("bottleneck", epochs=50),
+            two_class_dir,
+            tmp_path,
+            dataset_hash="c2",
+            should_stop=should_stop,
+            on_progress=reports.append,
+        )
+    assert not (tmp_path / "model").exists()
+    trained = [r for r in reports if r.phase == "training" and not r.logs]
+    assert len(trained) <= 1  # the stop came after the first head batch: no second one ran

@@ -12,6 +12,7 @@ import math
 import shutil
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,19 @@ def cache_key(*, dataset_hash: str, backbone: str, weights_identity: str, image_
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(model):
+    """One tf.function per model, kept while the model lives: tracing VGG16 costs seconds
+    (profiled), and both splits, and the last partial batch, reuse the same trace
+    (``reduce_retracing`` relaxes the batch dimension after the second shape)."""
+    fn = _COMPILED.get(model)
+    if fn is None:
+        fn = _COMPILED[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return fn
+
+
 def extract_features(
     model,
     dataset: tf.data.Dataset,
@@ -62,9 +76,7 @@ def extract_features(
 
     ``should_stop`` is polled before every batch (Cancelled), ``on_batch(i)`` after it.
     """
-    # A tf.function keeps per-batch Python overhead out of the way; reduce_retracing
-    # avoids a second full trace for the smaller last batch.
-    run = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    run = _compiled(model)
     outputs = []
     for i, images in enumerate(dataset):
         if should_stop():

@@ -92,8 +92,12 @@ def build_scratch_model(image_size: tuple[int, int], n_classes: int, augmentatio
     return keras.Model(inputs, _output_layer(n_classes)(x), name="scratch_model")
 
 
-def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int) -> None:
-    """Compile with the config's optimizer; loss chosen from the class count."""
+def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int, *, steps_per_execution: int = 1) -> None:
+    """Compile with the config's optimizer; loss chosen from the class count.
+
+    ``steps_per_execution`` > 1 runs that many batches per compiled call (batch callbacks
+    then fire once per call): worth it when steps are tiny, as for a bottleneck head.
+    """
     if cfg.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
     elif cfg.optimizer == "adam":
@@ -101,7 +105,7 @@ def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int) -> 
     else:
         optimizer = keras.optimizers.RMSprop(cfg.learning_rate)
     loss = "binary_crossentropy" if is_binary(n_classes) else "sparse_categorical_crossentropy"
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=steps_per_execution)
 
 
 def probabilities(outputs: np.ndarray) -> np.ndarray:

@@ -46,6 +46,12 @@ from workers.ml.models import (
 from workers.ml.predict import file_sha256, load_verified_model
 
 EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the base busy
+# Batches per compiled call of head training. More would cut per-step Python overhead on the
+# millisecond steps of a head, but batch callbacks then fire once per call, and the contract
+# is that should_stop is polled after every batch (a stop ends training within one batch).
+HEAD_STEPS_PER_EXECUTION = 1
+# Fine-tuning keeps the frozen prefix's outputs in memory up to this size (both splits).
+PREFIX_MEMORY_BUDGET = 1 << 30
 MODEL_FORMAT_VERSION = 1
 
 
@@ -135,9 +141,11 @@ class _Monitor(keras.callbacks.Callback):
         return self.start + (self.end - self.start) * min(1.0, share)
 
     def on_train_batch_end(self, batch, logs=None):
-        done = self.epoch * self.batches + batch + 1
+        # With steps_per_execution Keras may report an end step past the epoch's last batch.
+        batch = min(batch + 1, self.batches)
+        done = self.epoch * self.batches + batch
         self.run.on_progress(
-            Progress("training", self.epoch + 1, self.epochs, batch + 1, self.batches, self._fraction(done), {})
+            Progress("training", self.epoch + 1, self.epochs, batch, self.batches, self._fraction(done), {})
         )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -230,7 +238,7 @@ def _train_bottleneck(run: _Run, weights_dir, cache_dir, dataset_hash):
 
     keras.utils.set_random_seed(cfg.seed)  # same head init and shuffling, hit or miss
     head = build_head(fs.train.shape[1:], run.n_classes, cfg.head, fs.train)
-    compile_model(head, cfg, run.n_classes)
+    compile_model(head, cfg, run.n_classes, steps_per_execution=HEAD_STEPS_PER_EXECUTION)
     monitor = _fit(
         run,
         head,
@@ -276,6 +284,92 @@ def _train_scratch(run: _Run):
     return model, monitor, probs
 
 
+class _PrefixTrainer(keras.Model):
+    """Trains ``net`` (unfrozen blocks + head, on frozen-prefix outputs) from raw images.
+
+    ``train_step`` runs augmentation and the frozen prefix (inference mode, no gradient)
+    on each image batch, then a normal step of ``net`` on the result; ``call`` and
+    therefore validation and prediction take prefix outputs directly, so validation
+    can run on prefix outputs computed once per job.
+    """
+
+    def __init__(self, frozen: keras.Model, net: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.frozen = frozen
+        self.net = net
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def train_step(self, data):
+        images, y = data
+        prefix = tf.stop_gradient(self.frozen(images, training=True))  # augmentation on
+        return super().train_step((prefix, y))
+
+
+@dataclass
+class _Split:
+    prefix: keras.Model  # raw images -> preprocess -> frozen blocks (inference)
+    net: keras.Model  # prefix outputs -> trainable blocks -> head
+
+
+def _split_frozen_prefix(run: _Run, preprocess, base, head) -> _Split | None:
+    """Cut a linear base (VGG16) before its first trainable layer, or None.
+
+    The frozen prefix's outputs do not change during fine-tuning: validation needs them
+    once per job instead of once per epoch, and without random augmentation training
+    needs them once too. The cut shares layers with ``base``, so training ``net`` trains
+    the saved model's own weights.
+    """
+    cfg = run.cfg
+    if cfg.backbone != "vgg16":  # residual graphs cannot be cut at a single layer
+        return None
+    layers = base.layers
+    first = next((i for i, layer in enumerate(layers) if layer.trainable and layer.weights), None)
+    if first is None or first < 2:
+        return None
+    cut = layers[first - 1]
+    n_values = int(np.prod(cut.output.shape[1:]))
+    if (len(run.train) + len(run.val)) * n_values * 4 > PREFIX_MEMORY_BUDGET:
+        return None
+    prefix_base = keras.Model(base.inputs, cut.output, name="frozen_prefix")
+    image = keras.Input((*cfg.image_size, 3), name="image")
+    prefix = keras.Model(image, prefix_base(preprocess(image), training=False), name="prefix")
+    features = keras.Input(cut.output.shape[1:], name="prefix_features")
+    x = features
+    for layer in layers[first:]:
+        x = layer(x)
+    net = keras.Model(features, head(x), name="trainable")
+    return _Split(prefix=prefix, net=net)
+
+
+def _prefix_fit(run: _Run, split: _Split, augmentation) -> tuple[_Monitor, np.ndarray]:
+    cfg = run.cfg
+    started = time.perf_counter()
+    val_images = make_dataset(run.val, cfg.image_size, EXTRACTION_BATCH, with_labels=False)
+    val_prefix = feats.extract_features(split.prefix, val_images, should_stop=run.should_stop)
+    batches = feats.num_batches(len(run.train), cfg.batch_size)
+    if run.cfg.augmentation.has_random_transforms:
+        image = keras.Input((*cfg.image_size, 3), name="image")
+        frozen = keras.Model(image, split.prefix(augmentation(image)), name="augment_prefix")
+        model = _PrefixTrainer(frozen, split.net, name="prefix_trainer")
+        x, y = (
+            make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary),
+            None,
+        )
+    else:
+        train_images = make_dataset(run.train, cfg.image_size, EXTRACTION_BATCH, with_labels=False)
+        model = split.net
+        x, y = feats.extract_features(split.prefix, train_images, should_stop=run.should_stop), run.targets(run.train)
+    run.timings["frozen_prefix_s"] = time.perf_counter() - started
+    compile_model(model, cfg, run.n_classes)
+    monitor = _fit(
+        run, model, x, y, validation_data=(val_prefix, run.targets(run.val)), batches=batches, start=0.0, end=0.95
+    )
+    chunks = [val_prefix[i : i + 64] for i in range(0, len(val_prefix), 64)]
+    return monitor, probabilities(_predict_batches(split.net, chunks))
+
+
 def _train_finetune(run: _Run, base_model_dir: Path | None):
     cfg = run.cfg
     needs = "fine-tuning needs a trained bottleneck head: run a bottleneck experiment first and fine-tune from it"
@@ -301,7 +395,11 @@ def _train_finetune(run: _Run, base_model_dir: Path | None):
     set_trainable_blocks(base, cfg.backbone, cfg.unfreeze)
     augmentation = build_augmentation(cfg.augmentation, seed=cfg.seed)
     model = build_transfer_model(cfg.image_size, preprocess, base, head, augmentation)
-    monitor, probs = _image_fit(run, model)  # compiles after trainable changed
+    split = _split_frozen_prefix(run, preprocess, base, head)
+    if split is None:
+        monitor, probs = _image_fit(run, model)  # compiles after trainable changed
+    else:
+        monitor, probs = _prefix_fit(run, split, augmentation)
     return model, monitor, probs
 
 
