@@ -46,6 +46,7 @@ def project_delete(*, project: Project) -> None:
     from webapp.core import storage
 
     dataset_ids = list(project.datasets.values_list("id", flat=True))
+    session_ids = list(project.upload_sessions.values_list("id", flat=True))
     model_paths = list(project.models.values_list("path", flat=True))
     with transaction.atomic():
         # Models and experiments PROTECT their sources; remove them first, newest first.
@@ -57,5 +58,8 @@ def project_delete(*, project: Project) -> None:
         project.delete()
     for dataset_id in dataset_ids:
         shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
+        shutil.rmtree(storage.uploads_root() / f"dataset-{dataset_id}", ignore_errors=True)
+    for session_id in session_ids:  # folder uploads that were never finished
+        shutil.rmtree(storage.uploads_root() / f"session-{session_id}", ignore_errors=True)
     for path in model_paths:
         shutil.rmtree(path, ignore_errors=True)
