@@ -85,3 +85,14 @@ def test_collectstatic_with_production_storage_finds_every_referenced_file(tmp_p
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "staticfiles" / "staticfiles.json").exists()
+
+
+def test_the_wsgi_app_uses_production_settings_and_the_configured_celery_app():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), REDIS_URL="redis://127.0.0.1:6379/7")
+    code = (
+        "import os, webapp.wsgi; from celery import current_app;"
+        "print(os.environ['DJANGO_SETTINGS_MODULE'], current_app.main, current_app.conf.broker_url)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.stdout.split() == ["webapp.settings.base", "transferlab", "redis://127.0.0.1:6379/7"], result.stderr
