@@ -121,13 +121,13 @@ def test_it_names_the_bad_input_and_the_reason(alice_api, alice_project, tiny_mo
     good = shape_png("square", 3)
     response = alice_api.post(
         f"/api/v1/projects/{alice_project.pk}/predict/",
-        {"image": [_upload(good), _upload(good), _upload(data)]},
+        {"image": [_upload(good), _upload(good), _upload(data, "holiday.jpg")]},
         format="multipart",
     )
     assert response.status_code == 400
     body = response.json()
     assert reason in body["detail"]
-    assert "image[2]" in body["detail"]
+    assert body["detail"].startswith("image[2] (holiday.jpg) (input 2): ")
     assert body["errors"] == [{"field": "image[2]", "index": 2, "message": body["detail"]}]
 
 
@@ -150,7 +150,7 @@ def test_it_refuses_an_image_over_the_byte_limit(alice_api, alice_project, tiny_
     settings.TL_PREDICT_MAX_IMAGE_BYTES = 100
     response = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", _probe_images()[:1])
     assert response.status_code == 400
-    assert "image[0] (input 0): too large" in response.json()["detail"]
+    assert "image[0] (x.png) (input 0): too large" in response.json()["detail"]
 
 
 def test_it_refuses_an_empty_request(alice_api, alice_project, tiny_model):

@@ -22,7 +22,7 @@ from .serving import model_cache
 log = logging.getLogger(__name__)
 
 
-def images_check(*, inputs: list[tuple[str, bytes]]) -> list[CheckedImage]:
+def images_check(*, inputs: list[tuple]) -> list[CheckedImage]:
     """Run every input, given as (field name, bytes), through the Pillow checks.
 
     Raises InputErrors naming each bad input's field and index: empty request, too many images,
@@ -50,7 +50,7 @@ def images_check(*, inputs: list[tuple[str, bytes]]) -> list[CheckedImage]:
             ]
         )
     checked, errors = [], []
-    for index, (name, data) in enumerate(inputs):
+    for index, (name, data, *label) in enumerate(inputs):
         try:
             checked.append(
                 check_image(
@@ -58,7 +58,8 @@ def images_check(*, inputs: list[tuple[str, bytes]]) -> list[CheckedImage]:
                 )
             )
         except ImageRejected as exc:
-            errors.append({"field": name, "index": index, "message": f"{name} (input {index}): {exc}"})
+            where = label[0] if label else name
+            errors.append({"field": name, "index": index, "message": f"{where} (input {index}): {exc}"})
     if errors:
         raise InputErrors(errors)
     return checked

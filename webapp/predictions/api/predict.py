@@ -3,6 +3,7 @@
 import base64
 import binascii
 import io
+import os
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -163,12 +164,14 @@ def _multipart_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
     for index, upload in enumerate(request.FILES.getlist("image")):
         limit = settings.TL_PREDICT_MAX_IMAGE_BYTES
         # Read at most one byte past the limit: the check then says "too large" without reading it all.
-        inputs.append((f"image[{index}]", upload.read(limit + 1)))
+        # The browser's file name goes into error messages so that users know which file was bad.
+        label = f"image[{index}] ({os.path.basename(upload.name or '')[:100]})" if upload.name else f"image[{index}]"
+        inputs.append((f"image[{index}]", upload.read(limit + 1), label))
     return inputs, top_k
 
 
-def predict_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
-    """(field name, bytes) per image in input order, and top_k, from a JSON or multipart body."""
+def predict_inputs(request) -> tuple[list[tuple], int | None]:
+    """(field name, bytes[, label with the file name]) per image in input order, and top_k."""
     data = request.data
     if request.content_type.startswith("multipart/"):
         return _multipart_inputs(request)
