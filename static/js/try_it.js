@@ -12,11 +12,12 @@
 
   function percent(p) { return (100 * p).toFixed(1) + " %"; }
 
-  // The API names inputs as "image[0] (input 0): ..."; here there is one input, the user's file.
+  // The API names inputs as "image[0] (photo.jpg) (input 0): ..."; here there is one input, the
+  // user's file, so the message starts with its name alone.
   function errorMessage(status, data, fileName) {
     if (data && data.errors && data.errors.length) {
       return data.errors.map(function (e) {
-        return e.message.replace(/^image\[\d+\] \(input \d+\): /, fileName + ": ");
+        return e.message.replace(/^image\[\d+\] (?:\(.*?\) )?\(input \d+\): /, fileName + ": ");
       }).join(" ");
     }
     if (data && data.detail) return data.detail;
