@@ -5,7 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.dashboard.factories import LONG_SCRATCH, make_project, make_ready_dataset
+from tests.dashboard.factories import make_project
+from tests.experiments.factories import LONG_SCRATCH, make_dataset
 from tests.helpers import celery_worker, wait_for
 from webapp.experiments import services
 from webapp.experiments.models import TrainingJob
@@ -17,7 +18,7 @@ Status = TrainingJob.Status
 @pytest.mark.django_db(transaction=True)
 def test_it_shows_a_real_running_job_with_its_progress_and_worker(client, alice, staff, clean_broker):
     project = make_project(alice)
-    dataset = make_ready_dataset(project)
+    dataset = make_dataset(project, n_train=8, n_val=4)
     client.force_login(staff)
 
     with celery_worker(name="dash", queues="training", max_tasks_per_child=1) as (_proc, node, _log):
