@@ -1,10 +1,7 @@
 """Paths under TL_STORAGE_ROOT (DESIGN §3) and atomic file writes."""
 
-import hashlib
 import os
-import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -57,24 +54,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-@contextmanager
-def atomic_directory(final: Path):
-    """Yield a temporary sibling folder; rename it to `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
