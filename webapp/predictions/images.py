@@ -11,9 +11,9 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ImageOps
 
-from webapp.projects.ingest.images import ACCEPTED_FORMATS, ImageRejected, to_rgb
+from webapp.projects.ingest.images import ImageRejected, open_verified, to_rgb
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
 
@@ -36,25 +36,10 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
         raise ImageRejected("empty: the image has no bytes")
     if len(data) > max_bytes:
         raise ImageRejected(f"too large: {len(data)} bytes, the limit is {max_bytes} (TL_PREDICT_MAX_IMAGE_BYTES)")
-    try:
-        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as probe:
-            width, height = probe.size
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"too many pixels: {width}x{height} is over the limit of {max_pixels} (TL_IMAGE_MAX_PIXELS)"
-                )
-            probe.verify()
-        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-            image.load()
-            image_format = image.format or "?"
-            rgb = to_rgb(ImageOps.exif_transpose(image))
-            array = np.asarray(rgb, dtype=np.uint8)
-    except ImageRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"too many pixels: {exc}") from None
-    except UnidentifiedImageError:
-        raise ImageRejected("not an image, or a format other than JPEG, PNG, GIF, BMP, WebP or TIFF") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"corrupt or truncated image ({exc})") from None
+    with open_verified(io.BytesIO(data), max_pixels) as image:
+        image_format = image.format or "?"
+        try:
+            array = np.asarray(to_rgb(ImageOps.exif_transpose(image)), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageRejected(f"truncated or corrupt image ({exc})") from None
     return CheckedImage(data=data, format=image_format, array=array)

@@ -7,11 +7,10 @@ back as a baseline RGB JPEG that TensorFlow can always read.
 
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ["JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF"]
 JPEG_QUALITY = 95
@@ -47,32 +46,38 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _open_checked(fh, max_pixels: int) -> Image.Image:
-    """Open, verify and fully decode; raise ImageRejected with a reason a user understands."""
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    # Pillow's bomb guard is a process-wide setting; a worker runs one ingest at a time.
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            # verify() checks structure (and PNG CRCs) but leaves the image unusable: open twice.
-            Image.open(fh, formats=ACCEPTED_FORMATS).verify()
-            fh.seek(0)
-            image = Image.open(fh, formats=ACCEPTED_FORMATS)
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected(f"too many pixels (over the limit of {max_pixels}): {exc}") from None
-        except UnidentifiedImageError:
-            raise ImageRejected("not an image, or a format other than JPEG, PNG, GIF, BMP, WebP or TIFF") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageRejected(f"truncated or corrupt image ({exc})") from None
+def open_verified(fh, max_pixels: int) -> Image.Image:
+    """Open, verify and fully decode; raise ImageRejected with a reason a user understands.
+
+    Shared by ingest and predict. The pixel limit is checked on the header, before any pixel is
+    decoded, instead of through Pillow's process-wide MAX_IMAGE_PIXELS: web processes check
+    images from several threads, each request under the same limit but none changing it.
+    """
+    try:
+        # verify() checks structure (and PNG CRCs) but leaves the image unusable: open twice.
+        with Image.open(fh, formats=ACCEPTED_FORMATS) as probe:
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise ImageRejected(f"too many pixels: {width}x{height} is over the limit of {max_pixels}")
+            probe.verify()
+        fh.seek(0)
+        image = Image.open(fh, formats=ACCEPTED_FORMATS)
+        image.load()
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(f"too many pixels: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("not an image, or a format other than JPEG, PNG, GIF, BMP, WebP or TIFF") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"truncated or corrupt image ({exc})") from None
     return image
 
 
 def convert_image(src: Path, dest: Path, *, max_pixels: int) -> ImageInfo:
     """Verify `src` and write it to `dest` as an RGB JPEG with EXIF orientation applied."""
     buffer = io.BytesIO()
-    with open(src, "rb") as fh, _open_checked(fh, max_pixels) as image:
+    with open(src, "rb") as fh, open_verified(fh, max_pixels) as image:
         try:
             rgb = to_rgb(ImageOps.exif_transpose(image))
         except (OSError, ValueError, SyntaxError) as exc:
