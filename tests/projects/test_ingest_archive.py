@@ -133,3 +133,57 @@ def test_it_skips_hidden_and_system_entries_quietly(tmp_path):
     dest, result = _extract(tmp_path, zip_path)
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == ["train/cats/a.jpg"]
     assert result.ignored == 3
+
+
+def test_it_rejects_a_bomb_of_many_small_entries_before_writing_anything(tmp_path):
+    # The break-it reproduction, scaled down: zero-filled entries of exactly 1 MiB each (the
+    # per-entry ratio check lets these through), 500 MiB from a zip of a few hundred KB.
+    zip_path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for n in range(500):
+            archive.writestr(f"train/cats/{n:04}.jpg", bytes(1 << 20))
+    assert zip_path.stat().st_size < 1_000_000
+    limits = ArchiveLimits(max_total_bytes=10**12, max_entries=10_000, max_ratio=100)
+    message = _refused(tmp_path, zip_path, limits)
+    assert "past 100x its own size" in message and f"of {zip_path.stat().st_size} bytes" in message
+    assert "at entry 'train/cats/" in message and "zip bomb" in message
+
+
+def test_it_accepts_many_small_compressible_entries_within_the_archive_ratio(tmp_path):
+    files = {f"train/cats/{n}.bmp": bytes(20_000) for n in range(30)}  # 600 KB, under the slack
+    dest, result = _extract(tmp_path, make_zip(tmp_path / "a.zip", files))
+    assert result.files == 30 and result.bytes_written == 600_000
+
+
+def test_it_bounds_the_total_of_many_small_entries(tmp_path):
+    zip_path = make_zip(tmp_path / "a.zip", {f"c/{n}.bin": bytes(100_000) for n in range(40)})
+    limits = ArchiveLimits(max_total_bytes=1_000_000, max_entries=100, max_ratio=10**6)
+    message = _refused(tmp_path, zip_path, limits)
+    assert "past the limit of 1000000 bytes (at entry 'c/10.bin')" in message
+
+
+@pytest.mark.parametrize("order", [["a/b", "a/b/c.jpg"], ["a/b/c.jpg", "a/b"]])
+def test_it_reports_a_file_folder_clash_naming_both_entries(tmp_path, order):
+    zip_path = make_zip(tmp_path / "a.zip", {name: image_bytes(1) for name in order})
+    message = _refused(tmp_path, zip_path)
+    assert "'a/b'" in message and "'a/b/c.jpg'" in message
+    assert "more than once" not in message and "file" in message and "folder" in message
+
+
+def test_it_reports_a_folder_entry_clashing_with_a_file(tmp_path):
+    zip_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("train/cats", b"x")
+        archive.writestr(zipfile.ZipInfo("train/cats/"), b"")
+    message = _refused(tmp_path, zip_path)
+    assert "'train/cats'" in message and "'train/cats/'" in message
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_it_still_reports_a_real_duplicate_as_one(tmp_path):
+    zip_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("train/cats/a.jpg", image_bytes(1))
+        archive.writestr("train/cats/a.jpg", image_bytes(2))
+    message = _refused(tmp_path, zip_path)
+    assert message == "zip entry 'train/cats/a.jpg' appears more than once in the archive"
