@@ -75,11 +75,11 @@ def _train(tmp: Path, size: int) -> tuple[Path, str, int, list[str]]:
 def _register(source: Path, checksum: str, size_bytes: int, class_names: list[str], size: int):
     """One user, MODELS projects, each with its own copy of the model published; returns (token, project ids)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from webapp.core import storage
     from webapp.experiments.models import Experiment, TrainedModel, TrainingJob
     from webapp.projects.models import Dataset, Project
+    from webapp.projects.tokens import api_token_create
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
     projects = []
@@ -99,7 +99,7 @@ def _register(source: Path, checksum: str, size_bytes: int, class_names: list[st
         shutil.copytree(source, folder)
         TrainedModel.objects.filter(pk=model.pk).update(path=str(folder))
         projects.append(project.pk)
-    return Token.objects.create(user=user).key, projects
+    return api_token_create(user=user)[1], projects
 
 
 def _start_gunicorn(port: int, log: Path) -> subprocess.Popen:

@@ -26,6 +26,8 @@ def _django_setup(settings_module: str, **env) -> subprocess.CompletedProcess:
         ("TL_VALIDATION_FRACTION", "1.5"),
         ("REDIS_URL", "http://example.invalid/"),
         ("TL_WEIGHTS_DIR", "/no/such/folder"),
+        ("TL_TRUSTED_PROXIES", "10.0.0.1, proxy.example.com"),
+        ("TL_SIGNIN_LIMIT_PER_ACCOUNT", "0"),
     ],
 )
 def test_it_fails_at_start_naming_the_bad_variable(variable, value):

@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from webapp.core import storage  # noqa: E402
@@ -17,6 +16,7 @@ from webapp.experiments.models import Experiment, TrainedModel, TrainingJob  # n
 from webapp.predictions.serving import reset_model_cache  # noqa: E402
 from webapp.predictions.throttles import KEY_PREFIX  # noqa: E402
 from webapp.projects.models import Dataset, DatasetClass, Project  # noqa: E402
+from webapp.projects.tokens import api_token_create  # noqa: E402
 
 CLASSES = ["circle", "square", "triangle"]
 COLOURS = {"circle": (220, 40, 40), "square": (40, 200, 60), "triangle": (50, 70, 230)}
@@ -140,8 +140,8 @@ def fresh_model_cache():
 
 def api_client(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

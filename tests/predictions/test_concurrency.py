@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
-from rest_framework.authtoken.models import Token
 
 from tests.predictions.conftest import CLASSES, make_model, shape_png
 from webapp.predictions.models import PredictionLog
 from webapp.projects.models import Project
+from webapp.projects.tokens import api_token_create
 
 THREADS, REQUESTS = 8, 20
 
@@ -18,7 +18,7 @@ THREADS, REQUESTS = 8, 20
 def test_it_answers_8_threads_x_20_requests_correctly_and_in_order(live_server, alice, tiny_model):
     project = Project.objects.create(owner=alice, name="Busy")
     make_model(project, tiny_model, published=True)
-    token = Token.objects.create(user=alice).key
+    _, token = api_token_create(user=alice)
     pool = [shape_png(CLASSES[i % 3], seed=7000 + i) for i in range(12)]
     arrays = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in pool]
     expected = tiny_model["loaded"].predict(arrays)

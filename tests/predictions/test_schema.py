@@ -6,7 +6,6 @@ from django.contrib.staticfiles import finders
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -17,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.predictions.conftest import make_model
+from webapp.projects.tokens import api_token_create
 from webapp.wsgi import application
 
 
@@ -47,7 +47,7 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=r"/(a
 
 @pytest.fixture
 def token(alice):
-    return Token.objects.get_or_create(user=alice)[0].key
+    return api_token_create(user=alice)[1]
 
 
 # No 5xx, and nothing the schema does not describe: status codes, content types, bodies, headers;

@@ -1,6 +1,7 @@
 """A Redis client for the app's own reads (health, queue depths), with short timeouts."""
 
 import json
+import threading
 from urllib.parse import urlparse
 
 import redis
@@ -10,6 +11,8 @@ from django.conf import settings
 # in "<queue><sep><step>"; delivered-but-unacked messages wait in the "unacked" hash until acked.
 KOMBU_PRIORITY_STEPS = [0, 3, 6, 9]
 KOMBU_SEP = "\x06\x16"
+# Every rate-limit counter (API throttles, sign-in limits) is a key under this prefix.
+THROTTLE_KEY_PREFIX = "tl:throttle:"
 
 
 def redis_url_for_client(url: str) -> str:
@@ -27,6 +30,21 @@ def redis_client(timeout: float = 1.0) -> redis.Redis:
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
     )
+
+
+_shared_clients: dict[tuple[str, float], redis.Redis] = {}
+_shared_clients_lock = threading.Lock()
+
+
+def shared_redis_client(timeout: float = 0.5) -> redis.Redis:
+    """A client reused by every request of this process (one pool per URL and timeout): a new client per
+    request would open a connection per request."""
+    key = (settings.REDIS_URL, timeout)
+    with _shared_clients_lock:
+        client = _shared_clients.get(key)
+        if client is None:
+            client = _shared_clients[key] = redis_client(timeout)
+        return client
 
 
 def broker_is_up(timeout: float = 1.0) -> tuple[bool, str]:

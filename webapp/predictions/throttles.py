@@ -4,35 +4,22 @@ DRF's own throttles keep their history in the default cache, which is per proces
 with several gunicorn workers each would allow the full rate. A fixed window counted with one
 INCR per request is atomic across processes; the price is that a client can reach twice the
 rate across a window boundary. If Redis cannot be reached the request is let through: rate
-limiting is not worth refusing predictions for.
+limiting is not worth refusing predictions for. (Password sign-in is limited elsewhere, and fails
+closed: webapp/core/signin_limits.py.)
 """
 
-import hashlib
 import logging
-import threading
 import time
 
 import redis
-from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from webapp.core.redis import redis_client
+from webapp.core.addresses import client_address, rate_limit_identity
+from webapp.core.redis import THROTTLE_KEY_PREFIX, shared_redis_client
 
 log = logging.getLogger(__name__)
-KEY_PREFIX = "tl:throttle:"
-
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _redis() -> redis.Redis:
-    # One pool per URL and process: a new client per request would open a connection per request.
-    with _clients_lock:
-        client = _clients.get(settings.REDIS_URL)
-        if client is None:
-            client = _clients[settings.REDIS_URL] = redis_client(timeout=0.5)
-        return client
+KEY_PREFIX = THROTTLE_KEY_PREFIX
 
 
 class RedisWindowThrottle(BaseThrottle):
@@ -45,6 +32,10 @@ class RedisWindowThrottle(BaseThrottle):
         self.num_requests, self.duration = SimpleRateThrottle.parse_rate(None, rate)
         self._wait = 0.0
 
+    def get_ident(self, request) -> str:
+        # Not DRF's: without NUM_PROXIES it keys on X-Forwarded-For, which every client can rewrite.
+        return rate_limit_identity(client_address(request))
+
     def identity(self, request) -> str:
         return f"ip:{self.get_ident(request)}"
 
@@ -53,7 +44,7 @@ class RedisWindowThrottle(BaseThrottle):
         window = int(now // self.duration)
         key = f"{KEY_PREFIX}{self.scope}:{self.identity(request)}:{window}"
         try:
-            pipe = _redis().pipeline()
+            pipe = shared_redis_client().pipeline()
             pipe.incr(key)
             pipe.expire(key, self.duration + 1)
             count, _ = pipe.execute()
@@ -75,16 +66,9 @@ class PredictRateThrottle(RedisWindowThrottle):
     scope = "predict"
 
     def identity(self, request) -> str:
-        key = getattr(request.auth, "key", None)
-        if key:
-            # The counter's name must not reveal the token.
-            return "token:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        token_id = getattr(request.auth, "pk", None)
+        if token_id:
+            return f"token:{token_id}"
         if request.user and request.user.is_authenticated:
             return f"user:{request.user.pk}"
         return super().identity(request)
-
-
-class AuthRateThrottle(RedisWindowThrottle):
-    """Password attempts on POST /api/v1/auth/token/, per client address."""
-
-    scope = "auth"

@@ -5,6 +5,9 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/signup/", views.signup, name="signup"),
+    # Before django.contrib.auth.urls (included after this file), so that sign-in is limited.
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/me/", views.account, name="account"),
-    path("accounts/me/token/", views.account_token_rotate, name="account-token-rotate"),
+    path("accounts/me/tokens/", views.account_token_create, name="account-token-create"),
+    path("accounts/me/tokens/<int:token_id>/revoke/", views.account_token_revoke, name="account-token-revoke"),
 ]

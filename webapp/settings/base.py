@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from .private import private_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("TL_VAR_DIR", str(BASE_DIR / "var")))
@@ -30,7 +31,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.core",
@@ -82,6 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and DATABASES["default"]["NAME"] != ":memory:":
+    # The database holds session keys and password hashes: created 0600 before SQLite opens it (its
+    # -wal and -shm files take the database's mode), and an existing world-readable one is closed.
+    private_file(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -94,6 +98,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:list"
 LOGOUT_REDIRECT_URL = "home"
 TL_SIGNUP_ENABLED = env_bool("TL_SIGNUP_ENABLED", False)
+# Failed password sign-ins (page and API) allowed per account and per client address within the
+# window; past either the attempt is refused with 429 until the window ends (webapp/core/signin_limits.py).
+TL_SIGNIN_LIMIT_PER_ACCOUNT = env_int("TL_SIGNIN_LIMIT_PER_ACCOUNT", 10, minimum=1)
+TL_SIGNIN_LIMIT_PER_ADDRESS = env_int("TL_SIGNIN_LIMIT_PER_ADDRESS", 30, minimum=1)
+TL_SIGNIN_WINDOW_SECONDS = env_int("TL_SIGNIN_WINDOW_SECONDS", 900, minimum=1)
+# Proxies whose X-Forwarded-For is believed (IPs or CIDRs); any client can send that header, so
+# with none listed the socket's peer is the client address (webapp/core/addresses.py).
+TL_TRUSTED_PROXIES = env_networks("TL_TRUSTED_PROXIES")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -189,7 +201,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.predictions.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,8 +210,6 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
         "predict": env_str("TL_PREDICT_THROTTLE", "600/minute"),
-        # POST /api/v1/auth/token/ takes a password: slow down guessing, per client address.
-        "auth": env_str("TL_AUTH_THROTTLE", "20/minute"),
     },
     "EXCEPTION_HANDLER": "webapp.predictions.api.errors.exception_handler",
 }
