@@ -191,8 +191,9 @@ def main() -> None:
         loaded = LoadedModel.load(source, expected_sha256=checksum)
 
         def local_predict(batch):
-            arrays = [check_image(d, max_bytes=10**8, max_pixels=10**8).array for d in batch]
-            return loaded.predict(arrays)
+            size = (args.size, args.size)
+            arrays = [check_image(d, image_size=size, max_bytes=10**8, max_pixels=10**8).array for d in batch]
+            return loaded.run(np.stack(arrays))
 
         for _ in range(3):
             local_predict(images[:1])

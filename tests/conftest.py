@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.helpers import flush_broker
+from tests.trained import tiny_model  # noqa: F401  (a session fixture for every test folder)
 
 
 @pytest.fixture

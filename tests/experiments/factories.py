@@ -20,7 +20,9 @@ BOTTLENECK = {
     "head": {"units": 16, "dropout": 0.1},
 }
 # Many cheap epochs: long enough to cancel or kill mid-training, stopped by the test.
-LONG_SCRATCH = {"mode": "scratch", "weights": "none", "image_size": [32, 32], "epochs": 1000, "batch_size": 4}
+LONG_SCRATCH = {"mode": "scratch", "image_size": [32, 32], "epochs": 1000, "batch_size": 4}
+# A fine-tune of a BOTTLENECK run: the base fixes the backbone's weights and the head.
+FINETUNE = {"mode": "finetune", "backbone": "vgg16", "image_size": [32, 32], "epochs": 1, "batch_size": 8}
 
 
 def make_project(owner, name="Shapes") -> Project:

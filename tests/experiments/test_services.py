@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.experiments.factories import BOTTLENECK, make_dataset, make_project
+from tests.experiments.factories import BOTTLENECK, FINETUNE, make_dataset, make_project
 from tests.helpers import ROOT, subprocess_env
 from webapp.core import storage
 from webapp.core.errors import Conflict, ServiceError
@@ -83,7 +83,7 @@ def test_it_rejects_a_dataset_that_is_not_ready_or_from_another_project(project,
 
 
 def test_it_requires_a_succeeded_bottleneck_base_for_finetune(project, dataset, alice):
-    finetune = {**BOTTLENECK, "mode": "finetune", "unfreeze": "block5"}
+    finetune = {**FINETUNE, "unfreeze": "block5"}
     with pytest.raises(ServiceError) as exc:
         create(project, dataset, alice, finetune)
     assert exc.value.field == "base_experiment"
@@ -299,9 +299,14 @@ def test_an_infrastructure_error_is_retried_a_bounded_number_of_times(project, d
 # --- models and pages ---
 
 
-def test_publishing_keeps_at_most_one_published_model_per_project(project, dataset, alice):
+def test_publishing_keeps_at_most_one_published_model_per_project(project, dataset, alice, tiny_model):
     _, _, first = succeeded_bottleneck(project, dataset, alice, version=1)
     _, _, second = succeeded_bottleneck(project, dataset, alice, version=2)
+    # Publishing loads the model as serving does: point the rows at real model files.
+    TrainedModel.objects.filter(pk__in=[first.pk, second.pk]).update(
+        path=tiny_model["path"], checksum=tiny_model["checksum"]
+    )
+    first.refresh_from_db(), second.refresh_from_db()
     services.trained_model_publish(model=first)
     services.trained_model_publish(model=second)
     first.refresh_from_db(), second.refresh_from_db()

@@ -68,7 +68,9 @@ def tiny_config(mode, **overrides):
     """A fast config: 32x32 images, random weights, a few epochs."""
     from workers.ml.config import parse_config
 
-    data = {"mode": mode, "weights": "none", "image_size": [32, 32], "epochs": 4, "batch_size": 16, "seed": 7}
+    data = {"mode": mode, "image_size": [32, 32], "epochs": 4, "batch_size": 16, "seed": 7}
+    if mode == "bottleneck":  # scratch has no pretrained weights; a fine-tune keeps its base's
+        data["weights"] = "none"
     data.update(overrides)
     return parse_config(data)
 

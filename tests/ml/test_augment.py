@@ -135,3 +135,42 @@ def test_it_augments_only_in_training():
     }
     np.testing.assert_array_equal(augment(options, images, training=False), images)
     assert not np.allclose(augment(options, images, training=True), images)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"rotation_range": 30},
+        {"width_shift_range": 0.2},
+        {"height_shift_range": 0.2},
+        {"shear_range": 11.46},
+        {"zoom_range": 0.3},
+        {"zoom_range": [0.8, 1.1]},
+        {"channel_shift_range": 20},
+        {"horizontal_flip": True},
+        {"vertical_flip": True},
+        {"rotation_range": 10, "fill_mode": "constant", "cval": 40},
+        {"rotation_range": 10, "fill_mode": "wrap"},
+        {"rotation_range": 10, "fill_mode": "reflect"},
+        {"rescale": 0.5},
+        {"samplewise_center": True, "samplewise_std_normalization": True},
+        {"featurewise_center": True, "featurewise_std_normalization": True},
+    ],
+)
+def test_every_option_saves_loads_and_predicts_the_same(option, tmp_path):
+    from workers.ml.augment import build_random_augmentation, build_standardization
+    from workers.ml.models import build_scratch_model, with_augmentation
+
+    cfg = parse_augmentation(option, "scratch")
+    images = np.random.default_rng(1).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model = build_scratch_model((32, 32), 3, build_standardization(cfg, [images], default_rescale=1 / 255))
+    random = build_random_augmentation(cfg, seed=3)
+    training = with_augmentation(model, random)
+    # The random layers wrap the saved model; they are not in it.
+    assert (training is model) if random is None else (training.layers[-1] is model)
+    training(images, training=True)  # the random transforms run
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(
+        np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)), rtol=0, atol=1e-6
+    )

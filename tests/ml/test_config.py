@@ -29,7 +29,7 @@ def test_it_names_unknown_keys():
         == "augmentation.rotaton_range: unknown option"
     )
     assert error_for({"mode": "scratch", "colour": 1}) == "colour: unknown option"
-    assert error_for({"mode": "scratch", "head": {"unit": 3}}) == "head.unit: unknown option"
+    assert error_for({"mode": "bottleneck", "head": {"unit": 3}}) == "head.unit: unknown option"
 
 
 def test_it_names_out_of_range_values():
@@ -38,7 +38,7 @@ def test_it_names_out_of_range_values():
     )
     assert error_for({"mode": "scratch", "epochs": 0}).startswith("epochs:")
     assert error_for({"mode": "scratch", "image_size": [16, 16]}).startswith("image_size:")
-    assert error_for({"mode": "scratch", "head": {"dropout": 1}}).startswith("head.dropout:")
+    assert error_for({"mode": "bottleneck", "head": {"dropout": 1}}).startswith("head.dropout:")
     assert error_for({"mode": "nope"}).startswith("mode:")
     assert error_for({"mode": "finetune", "unfreeze": "block9"}).startswith("unfreeze:")
     assert error_for({"mode": "scratch", "augmentation": {"fill_mode": "mirror"}}).startswith("augmentation.fill_mode:")
@@ -69,18 +69,69 @@ def test_it_accepts_and_ignores_base_experiment():
     assert parse_config({"mode": "finetune", "base_experiment": 7}).mode == "finetune"
 
 
-def test_it_round_trips_through_a_dict():
-    cfg = parse_config(
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"mode": "scratch", "head": {"units": 64}}, "head: not used in scratch mode"),
+        ({"mode": "scratch", "backbone": "vgg16"}, "backbone: not used in scratch mode (scratch mode trains"),
+        ({"mode": "scratch", "weights": "none"}, "weights: not used in scratch mode (scratch mode starts"),
+        ({"mode": "finetune", "weights": "imagenet"}, "weights: not used in finetune mode (a fine-tune continues"),
+        ({"mode": "finetune", "head": {"units": 8}}, "head: not used in finetune mode"),
+        ({"mode": "bottleneck", "unfreeze": "block5"}, "unfreeze: not used in bottleneck mode"),
+        ({"mode": "scratch", "unfreeze": "block5"}, "unfreeze: not used in scratch mode"),
+        ({"mode": "bottleneck", "base_experiment": 3}, "base_experiment: not used in bottleneck mode"),
+        ({"mode": "bottleneck", "momentum": 0.5}, "momentum: only the sgd optimizer uses momentum"),
+        ({"mode": "finetune", "optimizer": "adam", "momentum": 0.5}, "momentum: only the sgd optimizer"),
+    ],
+)
+def test_it_refuses_options_the_mode_would_ignore(data, expected):
+    assert error_for(data).startswith(expected)
+
+
+def test_every_backbone_fine_tunes_its_last_block_by_default():
+    assert parse_config({"mode": "finetune", "backbone": "vgg16"}).unfreeze == ("block5",)
+    assert parse_config({"mode": "finetune", "backbone": "mobilenet_v2"}).unfreeze == ("top",)
+
+
+def test_it_refuses_settings_that_would_exhaust_a_training_worker():
+    from workers.ml.config import check_training_memory
+
+    huge = parse_config(
+        {"mode": "bottleneck", "image_size": 1024, "batch_size": 1024, "head": {"units": 8192}, "weights": "none"}
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_training_memory(huge, 16 * 1024**3)
+    assert caught.value.key == "head.units"
+    # 524,288 features x 8192 units x 4 bytes x 4 copies = 64 GiB; 32 x 128 x 1024² x 4 bytes = 16 GiB.
+    assert "would need about 82.1 GiB" in str(caught.value)
+    assert "head weights 64.0 GiB, feature extraction 16.0 GiB" in str(caught.value)
+    assert "budget of 16.0 GiB (TL_TRAINING_MEMORY_BYTES)" in str(caught.value)
+    blog = parse_config({"mode": "finetune", "augmentation": {"shear_range": 11.46}})
+    assert check_training_memory(blog, 16 * 1024**3) < 1024**3
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         {
             "mode": "scratch",
             "image_size": 64,
             "early_stopping": {"patience": 3},
             "augmentation": {"zoom_range": [0.8, 1.3], "rotation_range": 10, "rescale": 0.5},
-            "head": {"pooling": "avg"},
-            "unfreeze": ["block4", "block5"],
-        }
-    )
+        },
+        {"mode": "bottleneck", "head": {"pooling": "avg"}, "weights": "none", "optimizer": "sgd", "momentum": 0.5},
+        {"mode": "finetune", "unfreeze": ["block4", "block5"], "augmentation": {"shear_range": 11.46}},
+    ],
+)
+def test_it_round_trips_through_a_dict(data):
+    cfg = parse_config(data)
     assert parse_config(config_to_dict(cfg)) == cfg
+
+
+def test_it_round_trips_zoom_bounds_and_patience():
+    cfg = parse_config(
+        {"mode": "scratch", "early_stopping": {"patience": 3}, "augmentation": {"zoom_range": [0.8, 1.3]}}
+    )
     assert cfg.augmentation.zoom_bounds == (0.8, 1.3)
     assert cfg.early_stopping_patience == 3
 

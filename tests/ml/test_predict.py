@@ -81,7 +81,7 @@ def test_it_treats_arrays_like_decoded_bytes(loaded):
 
 
 def test_it_rejects_undecodable_bytes(loaded):
-    with pytest.raises(MLError, match="could not be decoded"):
+    with pytest.raises(MLError, match="not an image"):
         loaded.predict([b"not an image"])
 
 

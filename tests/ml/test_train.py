@@ -226,3 +226,90 @@ def test_head_training_stops_within_one_batch(two_class_dir, tmp_path):
     assert not (tmp_path / "model").exists()
     trained = [r for r in reports if r.phase == "training" and not r.logs]
     assert len(trained) <= 1  # the stop came after the first head batch: no second one ran
+
+
+RANDOM_LAYERS = ("RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom", "RandomFlip", "ChannelShift")
+EVERY_RANDOM_OPTION = {
+    "rotation_range": 20,
+    "width_shift_range": 0.1,
+    "height_shift_range": 0.1,
+    "shear_range": 11.46,
+    "zoom_range": 0.2,
+    "channel_shift_range": 10,
+    "horizontal_flip": True,
+    "vertical_flip": True,
+    "fill_mode": "constant",
+    "cval": 12,
+}
+
+
+def _layer_classes(model) -> set[str]:
+    classes = set()
+    for layer in model.layers:
+        classes.add(type(layer).__name__)
+        if hasattr(layer, "layers"):
+            classes |= _layer_classes(layer)
+    return classes
+
+
+def test_a_saved_model_loads_back_in_a_fresh_process_before_success(bottleneck_run):
+    result, reports = bottleneck_run
+    assert result.round_trip["n"] == 8 and result.round_trip["max_abs_diff"] <= 1e-5
+    assert "verifying" in {r.phase for r in reports}
+
+
+def test_scratch_with_every_augmentation_option_serves_without_its_random_layers(three_class_dir, tmp_path):
+    augmentation = {**EVERY_RANDOM_OPTION, "rescale": 1 / 255, "samplewise_center": True, "featurewise_center": True}
+    augmentation["featurewise_std_normalization"] = True
+    result = run(tiny_config("scratch", epochs=1, augmentation=augmentation), three_class_dir, tmp_path)
+    assert result.round_trip["max_abs_diff"] <= 1e-5
+    saved = load_verified_model(result.model_dir, result.sha256)
+    classes = _layer_classes(saved)
+    assert not classes & set(RANDOM_LAYERS)
+    assert {"Rescaling", "SamplewiseStandardize", "FeaturewiseStandardize"} <= classes  # always-on steps stay
+
+
+def test_a_fine_tune_with_shear_serves_and_is_measured_against_its_base(bottleneck_run, three_class_dir, tmp_path):
+    base_result, _ = bottleneck_run
+    config = tiny_config("finetune", epochs=1, learning_rate=1e-5, augmentation=EVERY_RANDOM_OPTION)
+    result = run(config, three_class_dir, tmp_path, base_model_dir=base_result.model_dir)
+    assert result.round_trip["max_abs_diff"] <= 1e-5
+    assert not _layer_classes(load_verified_model(result.model_dir, result.sha256)) & set(RANDOM_LAYERS)
+    # The base, measured by the fine-tune on the same images, scores what its own run reported.
+    assert result.base_evaluation["accuracy"] == pytest.approx(base_result.evaluation["accuracy"])
+    assert result.base_evaluation["confusion_matrix"] == base_result.evaluation["confusion_matrix"]
+    info = json.loads((result.model_dir / "model.json").read_text())
+    assert info["metrics"]["base_accuracy"] == result.base_evaluation["accuracy"]
+    assert info["weights"] == "none"  # the base's weights, not the config default
+
+
+def test_a_model_that_does_not_load_back_is_refused_with_the_cause(tmp_path, three_class_dir):
+    import keras
+
+    from workers.ml.predict import file_sha256
+    from workers.ml.roundtrip import check_round_trip
+
+    # Keras 3.15's RandomShear saves a negative x_factor that its own constructor refuses.
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.RandomShear(x_factor=0.2, y_factor=0.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    digest = file_sha256(folder / "model.keras")
+    (folder / "model.json").write_text(json.dumps({"class_names": ["a", "b", "c"], "image_size": [32, 32]}))
+    image = next((three_class_dir / "validation" / "circle").iterdir())
+    with pytest.raises(MLError, match="does not load back as serving loads it: .*could not be deserialized"):
+        check_round_trip(folder, digest, [image], np.zeros((1, 3), np.float32))
+    with pytest.raises(MLError, match="does not match its recorded checksum"):
+        check_round_trip(folder, "0" * 64, [image], np.zeros((1, 3), np.float32))
+
+
+def test_a_model_that_answers_differently_once_loaded_is_refused(bottleneck_run, three_class_dir):
+    from workers.ml.roundtrip import check_round_trip
+
+    result, _ = bottleneck_run
+    image = next((three_class_dir / "validation" / "circle").iterdir())
+    wrong = np.full((1, 3), 1 / 3, np.float32)
+    with pytest.raises(MLError, match="answers differently from the trained one"):
+        check_round_trip(result.model_dir, result.sha256, [image], wrong)

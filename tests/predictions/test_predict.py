@@ -1,6 +1,7 @@
 import base64
 import io
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from tests.predictions.conftest import CLASSES, api_client, copy_model_files, ma
 from webapp.core import storage
 from webapp.predictions.models import PredictionLog
 from webapp.predictions.serving import model_cache
+from workers.ml.predict import file_sha256
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +23,7 @@ def _probe_images():
 
 def _expected(tiny_model, images):
     """What the same model, loaded in-process, answers for these images."""
-    arrays = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for _, data in images]
-    return tiny_model["loaded"].predict(arrays)
+    return tiny_model["loaded"].predict([data for _, data in images])
 
 
 def _upload(data: bytes, name: str = "x.png") -> SimpleUploadedFile:
@@ -257,14 +258,14 @@ def test_it_finishes_a_request_in_flight_on_the_old_model(alice, tiny_model, fre
     new = make_model(project, tiny_model, path=copy_model_files(tiny_model, "tiny-copy-flight"))
     loaded_old = model_cache().get(old)
     entered, release = threading.Event(), threading.Event()
-    original = loaded_old.predict
+    original = loaded_old.run
 
-    def gated(images):
+    def gated(batch):
         entered.set()
         assert release.wait(30)
-        return original(images)
+        return original(batch)
 
-    loaded_old.predict = gated
+    loaded_old.run = gated
     url = f"/api/v1/projects/{project.pk}/predict/"
     result = {}
     images = _probe_images()[:2]
@@ -278,7 +279,7 @@ def test_it_finishes_a_request_in_flight_on_the_old_model(alice, tiny_model, fre
         worker.join(30)
     finally:
         release.set()
-        loaded_old.predict = original
+        loaded_old.run = original
     assert result["r"].status_code == 200
     assert result["r"].json()["model"]["id"] == old.pk
     _assert_matches(result["r"].json(), tiny_model, images)
@@ -309,3 +310,54 @@ def test_it_throttles_per_token_with_retry_after(alice, bob, alice_project, tiny
     assert "throttled" in refused.json()["detail"].lower()
     # Another token has its own budget.
     assert _post(api_client(bob), f"/api/v1/models/{model.pk}/predict/", _probe_images()[:1]).status_code == 404
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_request_that_would_decode_too_many_pixels_before_decoding_any(
+    alice_api, alice_project, tiny_model, settings
+):
+    # The break-it reproduction: 32 blank 6300x6300 PNGs, each under the per-image limit, a tiny body,
+    # took a web worker from 916 MB to 4.9 GB when every image was decoded whole and held at once.
+    make_model(alice_project, tiny_model, published=True)
+    blank = _blank_png(6300, 6300)
+    assert len(blank) < 10_000
+    images = [("circle", blank)] * 32
+    response = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", images)
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    assert "These 32 images would decode 1,270,080,000 pixels in all" in detail
+    assert "at most 100,000,000 (TL_PREDICT_MAX_REQUEST_PIXELS)" in detail
+    log = PredictionLog.objects.get()
+    assert (log.status_code, log.image_count) == (413, 32)
+
+
+def test_it_counts_a_large_jpeg_at_the_scale_it_is_decoded_at(alice_api, alice_project, tiny_model, settings):
+    make_model(alice_project, tiny_model, published=True)
+    settings.TL_PREDICT_MAX_REQUEST_PIXELS = 600_000
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (200, 30, 30)).save(buffer, format="JPEG", quality=80)
+    jpeg = buffer.getvalue()  # 12 MP, decoded at 1/8 scale for a 32x32 model: 187,500 pixels
+    response = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", [("a", jpeg)] * 3)
+    assert response.status_code == 200, response.content
+    response = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", [("a", jpeg)] * 4)
+    assert response.status_code == 413
+    assert "would decode 750,000 pixels" in response.json()["detail"]
+
+
+def test_a_model_that_fails_to_load_does_not_stop_other_models_serving(alice_api, alice_project, tiny_model):
+    good = make_model(alice_project, tiny_model, published=True)
+    broken_path = copy_model_files(tiny_model, "tiny-copy-truncated")
+    keras_file = Path(broken_path) / "model.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:5000])  # a cut file whose checksum is recorded
+    broken = make_model(alice_project, tiny_model, path=broken_path, checksum=file_sha256(keras_file))
+    response = _post(alice_api, f"/api/v1/models/{broken.pk}/predict/", _probe_images()[:1])
+    assert response.status_code == 503
+    body = response.json()
+    assert "Keras could not load the saved model back" in body["detail"] and "/" not in body["detail"].split(":")[0]
+    ok = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", _probe_images()[:1])
+    assert ok.status_code == 200 and ok.json()["model"]["id"] == good.pk

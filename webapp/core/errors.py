@@ -20,6 +20,12 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class TooLarge(ServiceError):
+    """The request asks for more work or memory than the server allows."""
+
+    status_code = 413
+
+
 class Unavailable(ServiceError):
     """A service we depend on (the broker) is down."""
 

@@ -160,7 +160,11 @@ def publish_model(modeladmin, request, queryset):
     if queryset.count() != 1:
         modeladmin.message_user(request, "Select exactly one model to publish.", messages.WARNING)
         return
-    model = services.trained_model_publish(model=queryset.get())
+    try:
+        model = services.trained_model_publish(model=queryset.get())
+    except ServiceError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return
     modeladmin.message_user(request, f"{model} is published.", messages.SUCCESS)
 
 

@@ -107,6 +107,7 @@ def _final_metrics(job: TrainingJob | None, history: list[dict]) -> dict:
         "val_loss": last.get("val_loss"),
         "val_accuracy": last.get("val_accuracy"),
         "eval_accuracy": evaluation.get("accuracy"),
+        "versus_base": selectors.versus_base(job),
     }
 
 

@@ -4,17 +4,18 @@ Validation of values is the engine's (`parse_config`, via the service); the form
 types, so the rules live in one place and errors come back named by config key.
 """
 
+import math
+
 from django import forms
 
-from workers.ml.config import BACKBONE_SPECS, FILL_MODES, MODES, OPTIMIZERS
-
-from .models import Experiment
+from workers.ml.config import BACKBONE_SPECS, FILL_MODES, MODE_KEYS, MODES, OPTIMIZERS
 
 AUGMENTATION_FIELDS = {
     "rotation_range": "Degrees, 0-360: images are rotated by a random angle in ±this.",
     "width_shift_range": "Fraction of the width, 0-1: random horizontal shift.",
     "height_shift_range": "Fraction of the height, 0-1: random vertical shift.",
-    "shear_range": "Degrees, 0-80: random shear angle (ImageDataGenerator's unit, converted for Keras).",
+    "shear_range": "Degrees, 0-80: random shear angle, converted for Keras. Keras 1 and 2 took radians: "
+    "the blog's shear_range=0.2 is 11.46 degrees.",
     "zoom_range": "0-1: random zoom in [1-z, 1+z].",
     "channel_shift_range": "0-255: random shift of each colour channel's intensity.",
     "fill_mode": "How pixels outside the shifted or rotated image are filled.",
@@ -29,6 +30,11 @@ AUGMENTATION_FIELDS = {
     "samplewise_std_normalization": "Divide each image by its own std (scratch mode only).",
 }
 _AUG_BOOLEANS = {k for k in AUGMENTATION_FIELDS if k.endswith(("_flip", "_center", "_normalization"))}
+
+# The blog's scripts as published (Keras 1): classifier_from_little_data_script_1.py (small
+# convnet), _2.py (bottleneck features) and _3.py (fine-tuning). Its ImageDataGenerator took
+# shear_range in radians; ours is in degrees, so 0.2 rad is written as its degrees here.
+BLOG_SHEAR_DEGREES = round(math.degrees(0.2), 4)
 
 PRESETS = {
     "blog-bottleneck": {
@@ -59,7 +65,7 @@ PRESETS = {
             "optimizer": "sgd",
             "momentum": 0.9,
             "unfreeze": "block5",
-            "shear_range": 0.2,
+            "shear_range": BLOG_SHEAR_DEGREES,
             "zoom_range": 0.2,
             "horizontal_flip": True,
         },
@@ -69,15 +75,12 @@ PRESETS = {
         "initial": {
             "name": "Small convnet",
             "mode": "scratch",
-            "weights": "none",
             "epochs": 50,
             "batch_size": 16,
             "learning_rate": 1e-3,
             "optimizer": "rmsprop",
-            "head_units": 64,
-            "head_dropout": 0.5,
             "rescale": round(1 / 255, 8),
-            "shear_range": 0.2,
+            "shear_range": BLOG_SHEAR_DEGREES,
             "zoom_range": 0.2,
             "horizontal_flip": True,
         },
@@ -144,8 +147,9 @@ class ExperimentForm(forms.Form):
     )
     unfreeze = forms.CharField(
         required=False,
-        initial="block5",
-        help_text="Finetune only: comma-separated blocks to train (vgg16: block1-block5).",
+        initial="",
+        help_text="Finetune only: comma-separated blocks to train (vgg16: block1-block5; mobilenet_v2: stem, "
+        "block_1-block_16, top). Empty: the backbone's last block (vgg16 block5, mobilenet_v2 top).",
     )
     early_stopping_patience = forms.IntegerField(
         required=False,
@@ -193,10 +197,25 @@ class ExperimentForm(forms.Form):
     def augmentation_fields(self):
         return [self[k] for k in AUGMENTATION_FIELDS]
 
+    # Form fields behind each config key that a mode may not use (see MODE_KEYS).
+    _FIELDS_OF_KEY = {
+        "backbone": ("backbone",),
+        "weights": ("weights",),
+        "head": ("head_units", "head_dropout", "head_pooling", "head_normalize"),
+        "unfreeze": ("unfreeze",),
+        "base_experiment": ("base_experiment",),
+    }
+
     def to_config(self) -> dict:
+        """The config of the chosen mode: fields the mode does not use are left out.
+
+        A field that the mode does not use but that was changed from its default is an error
+        beside that field (the engine would refuse the key), never silently dropped.
+        """
         d = self.cleaned_data
+        mode = d["mode"]
         config = {
-            "mode": d["mode"],
+            "mode": mode,
             "backbone": d["backbone"],
             "weights": d["weights"],
             "image_size": [d["image_height"], d["image_width"]],
@@ -204,7 +223,6 @@ class ExperimentForm(forms.Form):
             "batch_size": d["batch_size"],
             "learning_rate": d["learning_rate"],
             "optimizer": d["optimizer"],
-            "momentum": d["momentum"],
             "seed": d["seed"],
             "head": {
                 "units": d["head_units"],
@@ -214,12 +232,33 @@ class ExperimentForm(forms.Form):
             },
             "augmentation": {k: d[k] for k in AUGMENTATION_FIELDS if d.get(k) is not None},
         }
+        if d["optimizer"] == "sgd":
+            config["momentum"] = d["momentum"]
         if d["early_stopping_patience"] is not None:
             config["early_stopping"] = {"patience": d["early_stopping_patience"]}
-        if d["mode"] == Experiment.Mode.FINETUNE:
-            config["unfreeze"] = [b.strip() for b in (d["unfreeze"] or "").split(",") if b.strip()]
-            config["base_experiment"] = d["base_experiment"].pk if d["base_experiment"] else None
+        unfreeze = [b.strip() for b in (d["unfreeze"] or "").split(",") if b.strip()]
+        if unfreeze:
+            config["unfreeze"] = unfreeze
+        if d["base_experiment"]:
+            config["base_experiment"] = d["base_experiment"].pk
+        for key, fields in self._FIELDS_OF_KEY.items():
+            if key in MODE_KEYS[mode]:
+                continue
+            config.pop(key, None)
+            for name in fields:
+                if self._changed_from_default(name):
+                    self.add_error(name, f"Not used in {mode} mode; leave it at its default or pick another mode.")
         return config
+
+    def _changed_from_default(self, name: str) -> bool:
+        """True when the user changed ``name`` from what the page showed (a preset's value or
+        the field's default)."""
+        value = self.cleaned_data.get(name)
+        initial = self.get_initial_for_field(self.fields[name], name)
+        value, initial = getattr(value, "pk", value), getattr(initial, "pk", initial)
+        if value in (None, "") and initial in (None, ""):
+            return False
+        return value != initial
 
     def add_service_error(self, exc) -> None:
         """Show a ServiceError beside the field it names (config keys mapped to form fields)."""

@@ -117,7 +117,8 @@ class _JobRun:
         self._last_phase = ""
         self._last_poll = 0.0
         self._stop = False
-        self.heartbeat = _Heartbeat(job.pk)
+        self._base_model_id = None
+        self.heartbeat = Heartbeat(f"heartbeat-{job.pk}", partial(_beat, job.pk), settings.TL_HEARTBEAT_SECONDS)
 
     # --- callbacks given to the engine ---
 
@@ -218,6 +219,7 @@ class _JobRun:
         )
         if model is None:
             raise MLError(f"the base experiment {base_id} has no trained model; run it to success first")
+        self._base_model_id = model.pk
         return Path(model.path)
 
     def _succeed(self, result) -> str:
@@ -234,7 +236,10 @@ class _JobRun:
             "timings": result.timings,
             "model_bytes": result.model_bytes,
             "sha256": result.sha256,
+            "round_trip": result.round_trip,
         }
+        if result.base_evaluation is not None:
+            job_result["base_evaluation"] = {**result.base_evaluation, "model_id": self._base_model_id}
         try:
             with transaction.atomic():
                 won = TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING, cancel_requested=False).update(

@@ -109,6 +109,32 @@ def bottleneck_bases_for_project(project):
     )
 
 
+def versus_base(job) -> dict | None:
+    """A fine-tune's accuracy against its base model's, both measured on the same validation
+    images (the base before the fine-tune's first epoch); None for other jobs.
+
+    ``points`` is the difference in percentage points; ``summary`` says it in words, plainly
+    when fine-tuning did not improve on the base.
+    """
+    result = (job.result or {}) if job else {}
+    base, evaluation = result.get("base_evaluation"), result.get("evaluation")
+    if not base or not evaluation:
+        return None
+    points = round(100 * (evaluation["accuracy"] - base["accuracy"]), 1)
+    sign = "+" if points > 0 else ("\u2212" if points < 0 else "\u00b1")
+    summary = f"{sign}{abs(points):.1f} points against its base ({100 * base['accuracy']:.1f}% \u2192 {100 * evaluation['accuracy']:.1f}%)"
+    if points <= 0:
+        summary += ": fine-tuning did not improve on the base model; the base model is at least as good"
+    return {
+        "base_model": base.get("model_id"),
+        "base_accuracy": base["accuracy"],
+        "accuracy": evaluation["accuracy"],
+        "points": points,
+        "improved": points > 0,
+        "summary": summary,
+    }
+
+
 def job_evaluation(job) -> dict | None:
     """The succeeded job's evaluation, shaped for the page: heatmap rows with a shade per cell."""
     evaluation = (job.result or {}).get("evaluation") if job else None
@@ -131,4 +157,5 @@ def job_evaluation(job) -> dict | None:
         "per_class": per_class,
         "mistakes": evaluation.get("confident_mistakes") or [],
         "best_epoch": job.result.get("best_epoch"),
+        "versus_base": versus_base(job),
     }

@@ -9,6 +9,7 @@ callers need one module.
 import logging
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -41,6 +42,18 @@ def _validate_config(config: dict):
         raise ServiceError("The experiment config must be a JSON object.", field="config")
     try:
         return parse_config(config)
+    except ConfigError as exc:
+        raise ServiceError(str(exc), field=exc.key) from None
+
+
+def _check_training_memory(cfg, dataset: Dataset) -> None:
+    """Refuse settings whose estimated memory is over the training worker's budget, with the estimate."""
+    from workers.ml.config import check_training_memory
+    from workers.ml.errors import ConfigError
+
+    counts = dataset.classes.values_list("train_count", "validation_count")
+    try:
+        check_training_memory(cfg, settings.TL_TRAINING_MEMORY_BYTES, sum(t + v for t, v in counts))
     except ConfigError as exc:
         raise ServiceError(str(exc), field=exc.key) from None
 
@@ -98,6 +111,7 @@ def experiment_create(
             f"Dataset v{dataset.version} is {dataset.status}; only a ready dataset can be trained on.", field="dataset"
         )
     cfg = _validate_config(config)
+    _check_training_memory(cfg, dataset)
     base = None
     if cfg.mode == Experiment.Mode.FINETUNE:
         base = _resolve_base_experiment(project=project, dataset=dataset, cfg=cfg, raw=config.get("base_experiment"))
@@ -297,8 +311,29 @@ def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:
 # --- trained models -----------------------------------------------------------------------
 
 
-def trained_model_publish(*, model: TrainedModel) -> TrainedModel:
-    """Make `model` the one its project's prediction endpoint serves (at most one per project)."""
+def _load_as_served(model: TrainedModel):
+    from workers.ml.predict import LoadedModel
+
+    return LoadedModel.load(Path(model.path), expected_sha256=model.checksum)
+
+
+def trained_model_publish(*, model: TrainedModel, load=None) -> TrainedModel:
+    """Make `model` the one its project's prediction endpoint serves (at most one per project).
+
+    The model is loaded first exactly as serving loads it (checksum, safe mode, a warm-up call),
+    with `load(model)` when given (the serving cache, which then keeps it warm). A model that
+    does not load is never published: Conflict names the cause and the endpoint keeps serving
+    what it served before.
+    """
+    from workers.ml.errors import MLError
+
+    try:
+        (load or _load_as_served)(model)
+    except MLError as exc:
+        log.error("model %s cannot be served, not publishing it: %s", model.pk, exc)
+        current = TrainedModel.objects.filter(project_id=model.project_id, published=True).first()
+        keeps = f"model v{current.version} is still served" if current else "nothing was published"
+        raise Conflict(f"Model v{model.version} cannot be served, so it was not published ({exc}); {keeps}.") from None
     now = timezone.now()
     try:
         with transaction.atomic():

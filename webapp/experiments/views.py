@@ -43,12 +43,13 @@ def experiment_create(request, project_id):
     if initial.get("mode") == "finetune" and bases:
         initial.setdefault("base_experiment", bases[0].pk)  # the newest trained bottleneck run
     form = ExperimentForm(request.POST or None, initial=initial, project=project, datasets=datasets, bases=bases)
-    if request.method == "POST" and form.is_valid():
+    config = form.to_config() if request.method == "POST" and form.is_valid() else None
+    if config is not None and form.is_valid():  # to_config adds errors for fields the mode does not use
         try:
             experiment = services.experiment_create(
                 project=project,
                 dataset=form.cleaned_data["dataset"],
-                config=form.to_config(),
+                config=config,
                 name=form.cleaned_data["name"],
                 notes=form.cleaned_data["notes"],
                 user=request.user,

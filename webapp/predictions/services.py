@@ -1,32 +1,54 @@
 """Predictions: check the images, run the cached model, log the call (DESIGN §6)."""
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from rest_framework.exceptions import APIException
 
 from webapp.core import storage
-from webapp.core.errors import ServiceError, Unavailable
+from webapp.core.errors import ServiceError, TooLarge, Unavailable
 from webapp.experiments.models import TrainedModel
-from webapp.projects.ingest.images import ImageRejected
 from webapp.projects.models import Project
 
 from .errors import InputErrors
-from .images import CheckedImage, check_image
+from .images import CheckedImage, ImageRejected, check_image, pixels_to_decode, read_checked_header
 from .models import PredictionLog
 from .serving import model_cache
 
 log = logging.getLogger(__name__)
 
 
-def images_check(*, inputs: list[tuple]) -> list[CheckedImage]:
-    """Run every input, given as (field name, bytes), through the Pillow checks.
+_work_slots: threading.BoundedSemaphore | None = None
+_work_slots_lock = threading.Lock()
 
-    Raises InputErrors naming each bad input's field and index: empty request, too many images,
-    empty, too large, not an image, too many pixels, corrupt.
+
+def predict_work_slot() -> threading.BoundedSemaphore:
+    """At most TL_PREDICT_CONCURRENCY requests of this process decode and predict at once."""
+    global _work_slots
+    with _work_slots_lock:
+        if _work_slots is None:
+            _work_slots = threading.BoundedSemaphore(settings.TL_PREDICT_CONCURRENCY)
+        return _work_slots
+
+
+def _input_error(index: int, name: str, label: list, exc: Exception) -> dict:
+    where = label[0] if label else name
+    return {"field": name, "index": index, "message": f"{where} (input {index}): {exc}"}
+
+
+def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[CheckedImage]:
+    """Check every input, given as (field name, bytes[, label]), and decode it for a model of
+    ``image_size`` with the decoder training used.
+
+    Raises InputErrors naming each bad input's field and index (empty request, too many images,
+    empty, too large, not an image, too many pixels, corrupt), and TooLarge (413) when the
+    images together would decode more than TL_PREDICT_MAX_REQUEST_PIXELS: that is known from
+    their headers, before any pixel is decoded.
     """
     if not inputs:
         raise InputErrors(
@@ -49,17 +71,27 @@ def images_check(*, inputs: list[tuple]) -> list[CheckedImage]:
                 }
             ]
         )
-    checked, errors = [], []
+    max_bytes, max_pixels = settings.TL_PREDICT_MAX_IMAGE_BYTES, settings.TL_IMAGE_MAX_PIXELS
+    errors, total = [], 0
     for index, (name, data, *label) in enumerate(inputs):
         try:
-            checked.append(
-                check_image(
-                    data, max_bytes=settings.TL_PREDICT_MAX_IMAGE_BYTES, max_pixels=settings.TL_IMAGE_MAX_PIXELS
-                )
-            )
+            total += pixels_to_decode(read_checked_header(data, max_bytes=max_bytes, max_pixels=max_pixels), image_size)
         except ImageRejected as exc:
-            where = label[0] if label else name
-            errors.append({"field": name, "index": index, "message": f"{where} (input {index}): {exc}"})
+            errors.append(_input_error(index, name, label, exc))
+    if errors:
+        raise InputErrors(errors)
+    budget = settings.TL_PREDICT_MAX_REQUEST_PIXELS
+    if total > budget:
+        raise TooLarge(
+            f"These {len(inputs)} images would decode {total:,} pixels in all; one request may decode at most "
+            f"{budget:,} (TL_PREDICT_MAX_REQUEST_PIXELS). Send fewer or smaller images per request."
+        )
+    checked = []
+    for index, (name, data, *label) in enumerate(inputs):
+        try:
+            checked.append(check_image(data, image_size=image_size, max_bytes=max_bytes, max_pixels=max_pixels))
+        except ImageRejected as exc:
+            errors.append(_input_error(index, name, label, exc))
     if errors:
         raise InputErrors(errors)
     return checked
@@ -78,7 +110,7 @@ def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: in
     except MLError as exc:
         log.error("model %s could not be loaded: %s", model.pk, exc)
         raise Unavailable(f"Model {model.pk} (v{model.version}) could not be loaded: {exc}") from None
-    probs = loaded.predict([image.array for image in images])
+    probs = loaded.run(np.stack([image.array for image in images]))
     names = list(loaded.class_names)
     k = len(names) if top_k is None else min(top_k, len(names))
     predictions = []
@@ -95,20 +127,6 @@ def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: in
         "model": {"id": model.pk, "version": model.version, "project": model.project_id},
         "predictions": predictions,
     }
-
-
-def serving_warm(*, model: TrainedModel) -> bool:
-    """Load `model` into this process's cache now (publishing calls it), so the first prediction
-    does not pay for the load. A model that cannot be loaded is logged, not raised: the predict
-    endpoint then answers 503 with the reason."""
-    from workers.ml.errors import MLError
-
-    try:
-        model_cache().get(model)
-    except MLError as exc:
-        log.error("published model %s could not be loaded: %s", model.pk, exc)
-        return False
-    return True
 
 
 def prediction_log_create(

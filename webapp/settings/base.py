@@ -3,6 +3,7 @@
 local.py and test.py only change defaults; a bad value fails at start naming the variable.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -138,6 +139,12 @@ TL_ZIP_MAX_TOTAL_BYTES = env_int("TL_ZIP_MAX_TOTAL_BYTES", 4 * 1024**3, minimum=
 TL_ZIP_MAX_ENTRIES = env_int("TL_ZIP_MAX_ENTRIES", 200_000, minimum=1)
 TL_ZIP_MAX_RATIO = env_int("TL_ZIP_MAX_RATIO", 100, minimum=1)
 TL_IMAGE_MAX_PIXELS = env_int("TL_IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+# Memory one training job may use; experiments whose estimate is larger are refused at once with the
+# estimate, instead of failing hours later (or taking the machine down). Default: 80% of this
+# machine's memory, on the assumption that web and training worker share the machine (bin/run).
+TL_TRAINING_MEMORY_BYTES = env_int(
+    "TL_TRAINING_MEMORY_BYTES", int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), minimum=1
+)
 TL_VALIDATION_FRACTION = env_float("TL_VALIDATION_FRACTION", 0.2, minimum=0.01, maximum=0.9)
 
 # --- Redis and Celery ---
@@ -218,10 +225,18 @@ TL_PREDICT_MAX_IMAGES = env_int("TL_PREDICT_MAX_IMAGES", 32, minimum=1)
 if TL_PREDICT_MAX_IMAGES > DATA_UPLOAD_MAX_NUMBER_FILES:
     raise ImproperlyConfigured(f"TL_PREDICT_MAX_IMAGES must be at most {DATA_UPLOAD_MAX_NUMBER_FILES}")
 TL_PREDICT_MAX_IMAGE_BYTES = env_int("TL_PREDICT_MAX_IMAGE_BYTES", 10 * 1024**2, minimum=1)
-# DRF's JSON parser ignores DATA_UPLOAD_MAX_MEMORY_SIZE (DESIGN §7): the predict parsers enforce this
-# themselves (base64 inflates images by 4/3).
+# The predict endpoints' own body cap, enforced while reading (webapp/predictions/api/parsers.py and
+# webapp/core/uploads.py) in place of DATA_UPLOAD_MAX_MEMORY_SIZE; base64 inflates images by 4/3.
 TL_PREDICT_MAX_BODY_BYTES = env_int("TL_PREDICT_MAX_BODY_BYTES", 64 * 1024**2, minimum=1024)
 TL_PREDICT_MAX_TOP_K = 100
+# Pixels one request may decode, summed over its images and counted from their headers before
+# any is decoded (a JPEG counts at the reduced scale it is decoded at). Images are decoded one
+# at a time and shrunk to the model's size at once, so this bounds CPU time per request; the
+# memory of the largest single decode is bounded by TL_IMAGE_MAX_PIXELS.
+TL_PREDICT_MAX_REQUEST_PIXELS = env_int("TL_PREDICT_MAX_REQUEST_PIXELS", 100_000_000, minimum=1)
+# Requests of one web process that decode and predict at the same time; the others wait their
+# turn, so N threads cannot each hold a full-size decode at once.
+TL_PREDICT_CONCURRENCY = env_int("TL_PREDICT_CONCURRENCY", 2, minimum=1)
 # Loaded models kept per web process: least recently used ones are dropped past either bound.
 TL_SERVING_MAX_MODELS = env_int("TL_SERVING_MAX_MODELS", 4, minimum=1)
 # Estimated as the model file's size times TL_SERVING_MEMORY_FACTOR (weights plus graph and buffers).

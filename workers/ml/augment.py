@@ -30,17 +30,12 @@ from workers.ml.config import AugmentationConfig
 from workers.ml.layers import ChannelShift, FeaturewiseStandardize, SamplewiseStandardize
 
 
-def build_augmentation(
-    cfg: AugmentationConfig, train_images=None, *, seed: int = 0, default_rescale: float | None = None
-) -> keras.Sequential:
-    """A ``keras.Sequential`` applying ``cfg`` to batches of (H, W, 3) images.
+def build_random_augmentation(cfg: AugmentationConfig, *, seed: int = 0) -> keras.Sequential | None:
+    """The random transforms of ``cfg`` (training only), or None when there are none.
 
-    Random layers act only when called with ``training=True``; rescale and the
-    samplewise/featurewise standardisation always act. ``train_images`` (an iterable of
-    image batches, e.g. a tf.data.Dataset without labels) is required when a featurewise
-    option is on: the per-channel mean/std are fitted on it after the earlier
-    standardisation steps and saved as layer weights. ``default_rescale`` applies when
-    ``cfg.rescale`` is None (scratch mode's 1/255).
+    They wrap the model during training and are never part of the saved inference model:
+    serving must not depend on layers it does not use (Keras 3.15's RandomShear, for one,
+    does not load back from a saved file; docs/decisions.md, "What a saved model holds").
     """
     fill = {"fill_mode": cfg.fill_mode, "fill_value": cfg.cval}
     layers = []
@@ -65,7 +60,20 @@ def build_augmentation(
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 6, name="hflip"))
     if cfg.vertical_flip:
         layers.append(keras.layers.RandomFlip("vertical", seed=seed + 7, name="vflip"))
+    return keras.Sequential(layers, name="augmentation") if layers else None
 
+
+def build_standardization(
+    cfg: AugmentationConfig, train_images=None, *, default_rescale: float | None = None
+) -> keras.Sequential | None:
+    """Rescale and samplewise/featurewise standardisation (always on, saved with the model),
+    or None when there is none.
+
+    ``train_images`` (an iterable of image batches, e.g. a tf.data.Dataset without labels)
+    is required when a featurewise option is on: the per-channel mean/std are fitted on it
+    after the earlier standardisation steps and saved as layer weights. ``default_rescale``
+    applies when ``cfg.rescale`` is None (scratch mode's 1/255).
+    """
     standardize = []
     rescale = cfg.rescale if cfg.rescale is not None else default_rescale
     if rescale is not None:
@@ -83,8 +91,21 @@ def build_augmentation(
         mean, std = _channel_statistics(train_images, standardize)
         featurewise.set_statistics(mean, std)
         standardize.append(featurewise)
+    return keras.Sequential(standardize, name="standardization") if standardize else None
+
+
+def build_augmentation(
+    cfg: AugmentationConfig, train_images=None, *, seed: int = 0, default_rescale: float | None = None
+) -> keras.Sequential:
+    """Random transforms then standardisation, as ImageDataGenerator applies them (previews
+    and tests; training keeps the two apart). Random layers act only with ``training=True``."""
+    parts = [
+        build_random_augmentation(cfg, seed=seed),
+        build_standardization(cfg, train_images, default_rescale=default_rescale),
+    ]
+    layers = [layer for part in parts if part is not None for layer in part.layers]
     # An empty Sequential cannot be built; Identity keeps the model shape uniform.
-    return keras.Sequential(layers + standardize or [keras.layers.Identity()], name="augmentation")
+    return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")
 
 
 def _channel_statistics(images, preceding) -> tuple[np.ndarray, np.ndarray]:

@@ -157,6 +157,46 @@ def _reject_unknown(data, allowed, prefix=""):
 
 
 _AUG_FIELDS = tuple(AugmentationConfig.__dataclass_fields__)
+# Top-level keys each mode reads; any other key would be silently ignored, so it is refused.
+# A fine-tune continues its base model: the base fixes the head and the backbone's weights.
+_COMMON_KEYS = (
+    "mode",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "momentum",
+    "seed",
+    "early_stopping",
+    "augmentation",
+)
+MODE_KEYS = {
+    "bottleneck": (*_COMMON_KEYS, "backbone", "weights", "head"),
+    "finetune": (*_COMMON_KEYS, "backbone", "unfreeze", "base_experiment"),
+    "scratch": _COMMON_KEYS,
+}
+_UNUSED_BECAUSE = {
+    "head": "the {mode} model has no configurable head",
+    "backbone": "scratch mode trains the small convnet, no backbone",
+    "weights": "{why_weights}",
+    "unfreeze": "only finetune mode unfreezes blocks",
+    "base_experiment": "only finetune mode starts from a base experiment",
+}
+
+
+def _refuse_unused(data: dict, mode: str) -> None:
+    for key in data:
+        if key in _TOP_KEYS and key not in MODE_KEYS[mode]:
+            why_weights = (
+                "a fine-tune continues its base model's weights"
+                if mode == "finetune"
+                else "scratch mode starts from random weights"
+            )
+            reason = _UNUSED_BECAUSE[key].format(mode=mode, why_weights=why_weights)
+            raise ConfigError(key, f"not used in {mode} mode ({reason}); remove it")
+
+
 _TOP_KEYS = (
     "mode",
     "backbone",
@@ -289,6 +329,7 @@ def parse_config(data: dict) -> ExperimentConfig:
     if "mode" not in data:
         raise ConfigError("mode", f"is required (one of {', '.join(MODES)})")
     mode = _choice(data, "mode", "mode", None, MODES)
+    _refuse_unused(data, mode)
     defaults = MODE_DEFAULTS[mode]
     backbone = _choice(data, "backbone", "backbone", "vgg16", tuple(BACKBONE_SPECS))
     spec = BACKBONE_SPECS[backbone]
@@ -300,6 +341,9 @@ def parse_config(data: dict) -> ExperimentConfig:
     for name in unfreeze:
         if name not in spec["blocks"]:
             raise ConfigError("unfreeze", f"unknown block {name!r} for {backbone}; one of {', '.join(spec['blocks'])}")
+    optimizer = _choice(data, "optimizer", "optimizer", defaults["optimizer"], OPTIMIZERS)
+    if "momentum" in data and optimizer != "sgd":
+        raise ConfigError("momentum", f"only the sgd optimizer uses momentum (this config uses {optimizer}); remove it")
     early = data.get("early_stopping")
     patience = None
     if early is not None:
@@ -314,7 +358,7 @@ def parse_config(data: dict) -> ExperimentConfig:
         epochs=_number(data, "epochs", "epochs", defaults["epochs"], 1, 1000, integer=True),
         batch_size=_number(data, "batch_size", "batch_size", 16, 1, 1024, integer=True),
         learning_rate=_number(data, "learning_rate", "learning_rate", defaults["learning_rate"], 0, 1, lo_open=True),
-        optimizer=_choice(data, "optimizer", "optimizer", defaults["optimizer"], OPTIMIZERS),
+        optimizer=optimizer,
         momentum=_number(data, "momentum", "momentum", 0.9, 0, 1, hi_open=True),
         seed=_number(data, "seed", "seed", 1337, 0, 2**31 - 1, integer=True),
         head=_parse_head(data.get("head")),
@@ -325,7 +369,8 @@ def parse_config(data: dict) -> ExperimentConfig:
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict:
-    """A JSON-serialisable dict that ``parse_config`` turns back into ``cfg``."""
+    """A JSON-serialisable dict, with only the keys ``cfg.mode`` uses, that ``parse_config``
+    turns back into ``cfg``."""
     data = asdict(cfg)
     data["image_size"] = list(cfg.image_size)
     data["unfreeze"] = list(cfg.unfreeze)
@@ -334,4 +379,69 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
     aug = data["augmentation"]
     if isinstance(cfg.augmentation.zoom_range, tuple):
         aug["zoom_range"] = list(cfg.augmentation.zoom_range)
-    return data
+    if cfg.optimizer != "sgd":
+        data.pop("momentum")
+    return {k: v for k, v in data.items() if k in MODE_KEYS[cfg.mode]}
+
+
+# --- memory estimate -------------------------------------------------------------------------
+
+# float32 values kept per input pixel by one image's pass through each network: "infer" is the
+# peak of a forward pass (two neighbouring layers live), "train" keeps every activation for the
+# backward pass. VGG16: 2x64 + 64/4 + 2x128/4 + ... channels, summed over its blocks.
+_ACTIVATIONS_PER_PIXEL = {
+    "vgg16": {"infer": 128, "train": 301},
+    "mobilenet_v2": {"infer": 120, "train": 260},
+    "scratch": {"infer": 64, "train": 80},
+}
+_BASE_OUTPUT = {"vgg16": (32, 512), "mobilenet_v2": (32, 1280)}  # stride, channels
+_BASE_PARAMS = {"vgg16": 14_714_688, "mobilenet_v2": 2_257_984}
+_EXTRACTION_BATCH = 32  # train.EXTRACTION_BATCH, without importing TensorFlow here
+_GIB = 1024**3
+
+
+def estimate_training_memory(cfg: ExperimentConfig, n_images: int = 0) -> dict[str, tuple[str, int]]:
+    """Rough peak bytes of training ``cfg`` by what dominates it: {term: (config key, bytes)}.
+
+    Weights count four times (value, gradient and two optimizer slots). ``n_images`` (train
+    plus validation) adds the cached bottleneck features, which the head trains on in memory.
+    An estimate to refuse hopeless settings before a worker runs out of memory, not a budget.
+    """
+    h, w = cfg.image_size
+    pixels = h * w
+    terms: dict[str, tuple[str, int]] = {}
+    if cfg.mode == "scratch":
+        flat = (((h - 2) // 2 - 2) // 2 - 2) // 2 * ((((w - 2) // 2 - 2) // 2 - 2) // 2) * 64
+        terms["activations"] = ("batch_size", cfg.batch_size * _ACTIVATIONS_PER_PIXEL["scratch"]["train"] * pixels * 4)
+        terms["dense weights"] = ("image_size", flat * 64 * 4 * 4)
+        return terms
+    stride, channels = _BASE_OUTPUT[cfg.backbone]
+    features = -(-h // stride) * -(-w // stride) * channels
+    head_inputs = channels if cfg.head.pooling == "avg" else features
+    terms["head weights"] = ("head.units", head_inputs * cfg.head.units * 4 * 4)
+    if cfg.mode == "bottleneck":
+        per_pixel = _ACTIVATIONS_PER_PIXEL[cfg.backbone]["infer"]
+        terms["feature extraction"] = ("image_size", _EXTRACTION_BATCH * per_pixel * pixels * 4)
+        terms["cached features"] = ("image_size", n_images * features * 4)
+        terms["head batch"] = ("batch_size", cfg.batch_size * (features + 2 * cfg.head.units) * 4)
+    else:
+        per_pixel = _ACTIVATIONS_PER_PIXEL[cfg.backbone]["train"]
+        terms["activations"] = ("batch_size", cfg.batch_size * per_pixel * pixels * 4)
+        terms["base weights"] = ("backbone", _BASE_PARAMS[cfg.backbone] * 4 * 4)
+    return terms
+
+
+def check_training_memory(cfg: ExperimentConfig, budget_bytes: int, n_images: int = 0) -> int:
+    """The estimated peak bytes; ConfigError naming the key that dominates when over budget."""
+    terms = estimate_training_memory(cfg, n_images)
+    total = sum(size for _, size in terms.values())
+    if total > budget_bytes:
+        name, (key, size) = max(terms.items(), key=lambda item: item[1][1])
+        parts = ", ".join(f"{term} {b / _GIB:.1f} GiB" for term, (_, b) in terms.items() if b >= 0.05 * _GIB)
+        raise ConfigError(
+            key,
+            f"this experiment would need about {total / _GIB:.1f} GiB of memory to train ({parts}), "
+            f"more than the training worker's budget of {budget_bytes / _GIB:.1f} GiB "
+            f"(TL_TRAINING_MEMORY_BYTES); {name} is the largest part: lower {key}",
+        )
+    return total

@@ -1,7 +1,8 @@
 """tf.data pipelines over ``<dataset_dir>/{train,validation}/<class>/<image>``.
 
-Ingest has already verified and re-encoded every image, so decoding here is TF's own
-(the same ops ``predict`` uses: serving cannot drift from training).
+Ingest has verified every image and stored the user's own bytes. Decoding here is
+``workers.ml.images.decode_image``, the function predict uses too, so the arrays of
+training, evaluation and serving are the same for the same file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from workers.ml.errors import DatasetError
+from workers.ml.images import DECODE_RULE, IMAGE_SUFFIXES, decode_file
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
-RESIZE_RULE = (
-    "bilinear resize to image_size (height, width), no crop, no aspect kept; RGB; raw 0-255 float pixels into the model"
-)
+RESIZE_RULE = DECODE_RULE
+# Ingest verified the files and enforced the upload limit; this only guards against a file
+# replaced on disk behind its back.
+STORED_MAX_PIXELS = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,19 @@ def list_split(dataset_dir: Path, split: str, class_names: list[str]) -> Split:
     return Split(paths, np.asarray(labels, dtype=np.int32), relative)
 
 
-def decode_and_resize(data: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
-    """Encoded image bytes -> float32 (H, W, 3) RGB 0-255, resized bilinearly, no crop."""
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, image_size, method="bilinear")
-    return tf.ensure_shape(image, (*image_size, 3))
+def load_image(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """A stored file -> float32 (H, W, 3) RGB 0-255 through ``images.decode_file``.
+
+    Pillow runs in ``tf.numpy_function``; it releases the GIL while decoding and resizing,
+    so a parallel map still decodes several images at once.
+    """
+    size = tuple(image_size)
+
+    def decode(p) -> np.ndarray:
+        return decode_file(p.decode(), size, max_pixels=STORED_MAX_PIXELS)
+
+    image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
+    return tf.cast(tf.ensure_shape(image, (*size, 3)), tf.float32)
 
 
 def make_dataset(
@@ -92,7 +102,7 @@ def make_dataset(
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
 
     def load(path, label):
-        image = decode_and_resize(tf.io.read_file(path), image_size)
+        image = load_image(path, image_size)
         if binary:
             label = tf.reshape(tf.cast(label, tf.float32), (1,))
         return image, label

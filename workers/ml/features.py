@@ -21,10 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from workers.ml.errors import Cancelled
+from workers.ml.images import DECODER_VERSION
 
 # Bump when decoding, resizing or the in-model preprocessing changes: old entries then
 # stop matching instead of silently feeding stale features to new heads.
-PREPROCESSING_VERSION = "tf-decode-bilinear-v1"
+PREPROCESSING_VERSION = DECODER_VERSION
 
 
 @dataclass

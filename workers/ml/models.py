@@ -65,24 +65,23 @@ def build_head(
     return keras.Model(inputs, _output_layer(n_classes)(x), name="head")
 
 
-def build_transfer_model(image_size: tuple[int, int], preprocess, base, head, augmentation=None) -> keras.Model:
-    """Raw RGB 0-255 image -> [augmentation] -> preprocess -> base -> head.
+def build_transfer_model(image_size: tuple[int, int], preprocess, base, head) -> keras.Model:
+    """Raw RGB 0-255 image -> preprocess -> base -> head: the saved inference model.
 
     The base is always called with ``training=False`` so its BatchNorm layers stay in
     inference mode even when blocks are unfrozen for fine-tuning.
     """
     inputs = keras.Input(shape=(*image_size, 3), name="image")
-    x = augmentation(inputs) if augmentation is not None else inputs
-    x = preprocess(x)
+    x = preprocess(inputs)
     x = base(x, training=False)
     return keras.Model(inputs, head(x), name="transfer_model")
 
 
-def build_scratch_model(image_size: tuple[int, int], n_classes: int, augmentation) -> keras.Model:
+def build_scratch_model(image_size: tuple[int, int], n_classes: int, standardization=None) -> keras.Model:
     """The blog's small convnet: 3 x (Conv3x3 -> ReLU -> MaxPool) 32/32/64, Dense(64),
-    Dropout(0.5), output. ``augmentation`` includes the 1/255 rescale."""
+    Dropout(0.5), output. ``standardization`` (the 1/255 rescale and friends) comes first."""
     inputs = keras.Input(shape=(*image_size, 3), name="image")
-    x = augmentation(inputs)
+    x = standardization(inputs) if standardization is not None else inputs
     for i, filters in enumerate((32, 32, 64), start=1):
         x = keras.layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
@@ -90,6 +89,15 @@ def build_scratch_model(image_size: tuple[int, int], n_classes: int, augmentatio
     x = keras.layers.Dense(64, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     return keras.Model(inputs, _output_layer(n_classes)(x), name="scratch_model")
+
+
+def with_augmentation(model: keras.Model, augmentation) -> keras.Model:
+    """``model`` behind the training-only random ``augmentation`` (shared weights), or
+    ``model`` itself when there is none. Train this one; save ``model``."""
+    if augmentation is None:
+        return model
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    return keras.Model(inputs, model(augmentation(inputs)), name=f"{model.name}_training")
 
 
 def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int, *, steps_per_execution: int = 1) -> None:

@@ -1,8 +1,9 @@
-"""Serving: load a saved model once, predict batches of raw images.
+"""Serving: load a saved model once, predict batches of images.
 
-Decoding and resizing use the very ops of the training pipeline (``data.decode_and_resize``)
-so predictions cannot drift from training. Only models this app wrote are loaded, after
-their checksum is verified (DESIGN §7).
+Images are decoded by ``images.decode_image``, the function training and evaluation use, so
+a file gets the same array, and so the same probabilities, in evaluation and in serving.
+Only models this app wrote are loaded, after their checksum is verified
+(docs/decisions.md, "Loading models safely").
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import workers.ml.layers  # noqa: F401  registers the custom layers before any load
-from workers.ml.data import decode_and_resize
 from workers.ml.errors import MLError
+from workers.ml.images import array_to_model_input, decode_image
 from workers.ml.models import probabilities
 
 
@@ -34,38 +34,36 @@ def file_sha256(path: Path) -> str:
 def load_verified_model(model_dir: Path, expected_sha256: str | None) -> keras.Model:
     """Load ``model_dir/model.keras`` with safe_mode after checking its sha256.
 
-    A missing file or a checksum mismatch raises MLError before Keras reads a byte.
+    A missing file, a checksum mismatch or a file Keras cannot rebuild raises MLError (whose
+    message names no server path: it reaches users).
     """
     path = Path(model_dir) / "model.keras"
     if not path.is_file():
-        raise MLError(f"no saved model at {path}")
+        raise MLError("the saved model file is missing")
     if expected_sha256 is not None and file_sha256(path) != expected_sha256:
-        raise MLError(f"the model file {path} does not match its recorded checksum; refusing to load it")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
-
-
-def decode_image_bytes(data: bytes, image_size: tuple[int, int]) -> np.ndarray:
-    """Encoded JPEG/PNG/GIF/BMP bytes -> float32 (H, W, 3) RGB 0-255, as in training.
-
-    Undecodable bytes raise MLError.
-    """
+        raise MLError("the saved model file does not match its recorded checksum; refusing to load it")
     try:
-        return decode_and_resize(tf.constant(bytes(data)), tuple(image_size)).numpy()
-    except (tf.errors.InvalidArgumentError, ValueError) as exc:
-        raise MLError("the image could not be decoded (JPEG, PNG, GIF or BMP expected)") from exc
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises TypeError, ValueError, KeyError... for one cause
+        # Keras names the file it failed on; the message reaches users, who need its name only.
+        detail = str(exc).replace(str(path), path.name)
+        raise MLError(f"Keras could not load the saved model back ({type(exc).__name__}: {detail})") from exc
 
 
-def prepare_array(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """An (H, W, 3) or (H, W) RGB array (0-255) -> float32 model input, resized as in training."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise MLError(f"an image array must be (height, width, 3), got shape {image.shape}")
-    image = image[..., :3]
-    if image.shape[:2] == tuple(image_size):
-        return image.astype(np.float32)
-    return tf.image.resize(image, image_size, method="bilinear").numpy()
+def model_inputs(images: list, image_size: tuple[int, int], *, max_pixels: int = 1 << 31) -> np.ndarray:
+    """Encoded bytes or RGB arrays -> the uint8 (N, H, W, 3) batch the model sees.
+
+    Bytes go through ``images.decode_image``, exactly as in training and evaluation.
+    """
+    size = tuple(image_size)
+    return np.stack(
+        [
+            decode_image(im, size, max_pixels=max_pixels)
+            if isinstance(im, (bytes, bytearray, memoryview))
+            else (np.asarray(im, np.uint8) if np.shape(im) == (*size, 3) else array_to_model_input(im, size))
+            for im in images
+        ]
+    )
 
 
 class LoadedModel:
@@ -87,16 +85,18 @@ class LoadedModel:
         try:
             info = json.loads((model_dir / "model.json").read_text())
         except (OSError, ValueError) as exc:
-            raise MLError(f"{model_dir} has no readable model.json") from exc
+            raise MLError("the model has no readable model.json") from exc
         expected = expected_sha256 if expected_sha256 is not None else info.get("sha256")
         loaded = cls(load_verified_model(model_dir, expected), info)
         # The first call builds the graph; do it now rather than in a user's request.
-        loaded._run(np.zeros((1, *loaded.image_size, 3), np.float32))
+        loaded.run(np.zeros((1, *loaded.image_size, 3), np.uint8))
         return loaded
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        # model(x, training=False), never model.predict: predict retraces per call and
-        # ran ~30x slower from several threads (DESIGN §7).
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for a uint8 (N, H, W, 3) batch already decoded by ``model_inputs``."""
+        # model(x, training=False), never model.predict: predict retraces per call and ran
+        # ~30x slower from several threads (docs/decisions.md, "Serving").
+        batch = np.asarray(batch, np.float32)
         with self._lock:
             return probabilities(np.asarray(self._model(batch, training=False)))
 
@@ -105,12 +105,4 @@ class LoadedModel:
         in input order, columns in ``class_names`` order."""
         if not images:
             return np.zeros((0, len(self.class_names)), np.float32)
-        batch = np.stack(
-            [
-                decode_image_bytes(im, self.image_size)
-                if isinstance(im, (bytes, bytearray))
-                else prepare_array(im, self.image_size)
-                for im in images
-            ]
-        )
-        return self._run(batch)
+        return self.run(model_inputs(images, self.image_size))

@@ -11,11 +11,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from workers.ml.augment import build_augmentation
 from workers.ml.config import parse_augmentation
-from workers.ml.data import decode_and_resize
+from workers.ml.data import STORED_MAX_PIXELS
+from workers.ml.images import decode_file
 
 _STANDARDISATION_OFF = {
     "rescale": None,
@@ -36,8 +36,8 @@ def augmentation_preview(
     """
     cfg = dataclasses.replace(parse_augmentation(augmentation, "scratch"), **_STANDARDISATION_OFF)
     layer = build_augmentation(cfg, seed=seed)
-    originals = np.stack(
-        [decode_and_resize(tf.constant(Path(p).read_bytes()), tuple(image_size)).numpy() for p in image_paths]
+    originals = np.stack([decode_file(p, tuple(image_size), max_pixels=STORED_MAX_PIXELS) for p in image_paths]).astype(
+        np.float32
     )
     variants = [np.asarray(layer(originals, training=True)) for _ in range(copies)]
     rows = []

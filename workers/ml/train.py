@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from workers.ml import features as feats
-from workers.ml.augment import build_augmentation
+from workers.ml.augment import build_random_augmentation, build_standardization
 from workers.ml.backbones import (
     build_base,
     build_preprocess,
@@ -35,6 +35,7 @@ from workers.ml.config import ExperimentConfig, config_to_dict
 from workers.ml.data import RESIZE_RULE, Split, list_classes, list_split, make_dataset
 from workers.ml.errors import Cancelled, MLError
 from workers.ml.evaluate import evaluate
+from workers.ml.images import DECODER_VERSION
 from workers.ml.models import (
     build_head,
     build_scratch_model,
@@ -42,8 +43,10 @@ from workers.ml.models import (
     compile_model,
     is_binary,
     probabilities,
+    with_augmentation,
 )
-from workers.ml.predict import file_sha256, load_verified_model
+from workers.ml.predict import file_sha256, load_verified_model, model_inputs
+from workers.ml.roundtrip import check_round_trip
 
 EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the base busy
 # Batches per compiled call of head training. More would cut per-step Python overhead on the
@@ -52,7 +55,9 @@ EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the 
 HEAD_STEPS_PER_EXECUTION = 1
 # Fine-tuning keeps the frozen prefix's outputs in memory up to this size (both splits).
 PREFIX_MEMORY_BUDGET = 1 << 30
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: decoded by workers.ml.images, no augmentation layers inside
+# Validation images the saved model is checked on in a fresh process before success.
+ROUND_TRIP_IMAGES = 8
 
 
 @dataclass
@@ -81,6 +86,9 @@ class TrainingResult:
     model_bytes: int
     sha256: str
     model_info: dict = field(default_factory=dict)  # the contents of model.json
+    # Fine-tune only: its base model evaluated on the same validation images before epoch 1.
+    base_evaluation: dict | None = None
+    round_trip: dict = field(default_factory=dict)  # RoundTrip.as_dict()
 
 
 @dataclass
@@ -92,6 +100,7 @@ class _Run:
     val: Split
     on_progress: Callable
     should_stop: Callable
+    base_info: dict | None = None  # finetune: the base model's model.json
     timings: dict = field(default_factory=lambda: {"feature_extraction_s": 0.0, "training_s": 0.0, "cache_hit": False})
 
     @property
@@ -254,22 +263,29 @@ def _train_bottleneck(run: _Run, weights_dir, cache_dir, dataset_hash):
     return build_transfer_model(cfg.image_size, preprocess, base, head), monitor, probs
 
 
-def _image_fit(run: _Run, model) -> tuple[_Monitor, np.ndarray]:
+def _image_fit(run: _Run, model, augmentation, *, baseline: bool = False):
+    """Fit ``model`` behind the training-only ``augmentation`` on image batches.
+
+    Returns the monitor, the validation probabilities of the trained ``model`` and, with
+    ``baseline``, those of ``model`` before its first step (None otherwise).
+    """
     cfg = run.cfg
     train_ds = make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary)
     val_ds = make_dataset(run.val, cfg.image_size, cfg.batch_size, binary=run.binary)
-    compile_model(model, cfg, run.n_classes)
+    val_images = make_dataset(run.val, cfg.image_size, cfg.batch_size, with_labels=False)
+    before = probabilities(_predict_batches(model, val_images)) if baseline else None
+    training = with_augmentation(model, augmentation)
+    compile_model(training, cfg, run.n_classes)
     monitor = _fit(
         run,
-        model,
+        training,
         train_ds,
         validation_data=val_ds,
         batches=feats.num_batches(len(run.train), cfg.batch_size),
         start=0.0,
         end=0.95,
     )
-    val_images = make_dataset(run.val, cfg.image_size, cfg.batch_size, with_labels=False)
-    return monitor, probabilities(_predict_batches(model, val_images))
+    return monitor, probabilities(_predict_batches(model, val_images)), before
 
 
 def _train_scratch(run: _Run):
@@ -278,9 +294,9 @@ def _train_scratch(run: _Run):
     fit_images = None
     if aug_cfg.featurewise_center or aug_cfg.featurewise_std_normalization:
         fit_images = make_dataset(run.train, cfg.image_size, 64, with_labels=False)
-    augmentation = build_augmentation(aug_cfg, fit_images, seed=cfg.seed, default_rescale=1.0 / 255)
-    model = build_scratch_model(cfg.image_size, run.n_classes, augmentation)
-    monitor, probs = _image_fit(run, model)
+    standardization = build_standardization(aug_cfg, fit_images, default_rescale=1.0 / 255)
+    model = build_scratch_model(cfg.image_size, run.n_classes, standardization)
+    monitor, probs, _ = _image_fit(run, model, build_random_augmentation(aug_cfg, seed=cfg.seed))
     return model, monitor, probs
 
 
@@ -343,13 +359,16 @@ def _split_frozen_prefix(run: _Run, preprocess, base, head) -> _Split | None:
     return _Split(prefix=prefix, net=net)
 
 
-def _prefix_fit(run: _Run, split: _Split, augmentation) -> tuple[_Monitor, np.ndarray]:
+def _prefix_fit(run: _Run, split: _Split, augmentation):
+    """``_image_fit`` for a base cut at its frozen prefix (same return values, baseline on)."""
     cfg = run.cfg
     started = time.perf_counter()
     val_images = make_dataset(run.val, cfg.image_size, EXTRACTION_BATCH, with_labels=False)
     val_prefix = feats.extract_features(split.prefix, val_images, should_stop=run.should_stop)
+    chunks = [val_prefix[i : i + 64] for i in range(0, len(val_prefix), 64)]
+    before = probabilities(_predict_batches(split.net, chunks))
     batches = feats.num_batches(len(run.train), cfg.batch_size)
-    if run.cfg.augmentation.has_random_transforms:
+    if augmentation is not None:
         image = keras.Input((*cfg.image_size, 3), name="image")
         frozen = keras.Model(image, split.prefix(augmentation(image)), name="augment_prefix")
         model = _PrefixTrainer(frozen, split.net, name="prefix_trainer")
@@ -366,8 +385,7 @@ def _prefix_fit(run: _Run, split: _Split, augmentation) -> tuple[_Monitor, np.nd
     monitor = _fit(
         run, model, x, y, validation_data=(val_prefix, run.targets(run.val)), batches=batches, start=0.0, end=0.95
     )
-    chunks = [val_prefix[i : i + 64] for i in range(0, len(val_prefix), 64)]
-    return monitor, probabilities(_predict_batches(split.net, chunks))
+    return monitor, probabilities(_predict_batches(split.net, chunks)), before
 
 
 def _train_finetune(run: _Run, base_model_dir: Path | None):
@@ -388,22 +406,48 @@ def _train_finetune(run: _Run, base_model_dir: Path | None):
             raise MLError(
                 f"{needs} with the same {key.replace('_', ' ')} (base has {info.get(key)}, this experiment {want})"
             )
+    run.base_info = info
     loaded = load_verified_model(Path(base_model_dir), info.get("sha256"))
     preprocess = loaded.get_layer("preprocess")
     base = loaded.get_layer(cfg.backbone)
     head = loaded.get_layer("head")
     set_trainable_blocks(base, cfg.backbone, cfg.unfreeze)
-    augmentation = build_augmentation(cfg.augmentation, seed=cfg.seed)
-    model = build_transfer_model(cfg.image_size, preprocess, base, head, augmentation)
+    augmentation = build_random_augmentation(cfg.augmentation, seed=cfg.seed)
+    model = build_transfer_model(cfg.image_size, preprocess, base, head)
     split = _split_frozen_prefix(run, preprocess, base, head)
     if split is None:
-        monitor, probs = _image_fit(run, model)  # compiles after trainable changed
+        monitor, probs, before = _image_fit(run, model, augmentation, baseline=True)  # compiles after trainable changed
     else:
-        monitor, probs = _prefix_fit(run, split, augmentation)
-    return model, monitor, probs
+        monitor, probs, before = _prefix_fit(run, split, augmentation)
+    return model, monitor, probs, before
 
 
-def _model_info(run: _Run, monitor: _Monitor, evaluation: dict, digest: str) -> dict:
+def _round_trip_sample(split: Split, k: int) -> list[int]:
+    """Up to ``k`` indices of ``split``, taken from each class in turn (deterministic)."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(split.labels):
+        by_class.setdefault(int(label), []).append(i)
+    picked, queues = [], [list(v) for _, v in sorted(by_class.items())]
+    while len(picked) < k and any(queues):
+        for queue in queues:
+            if queue and len(picked) < k:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def _round_trip(run: _Run, model, model_dir: Path, digest: str) -> dict:
+    """Load the saved model in a fresh process as serving does; MLError unless it answers
+    as the in-memory model on a few validation images."""
+    picked = _round_trip_sample(run.val, ROUND_TRIP_IMAGES)
+    paths = [Path(run.val.paths[i]) for i in picked]
+    batch = model_inputs([p.read_bytes() for p in paths], run.cfg.image_size).astype(np.float32)
+    expected = probabilities(np.asarray(model(batch, training=False)))
+    return check_round_trip(model_dir, digest, paths, expected).as_dict()
+
+
+def _model_info(
+    run: _Run, monitor: _Monitor, evaluation: dict, digest: str, base_evaluation: dict | None = None
+) -> dict:
     cfg = run.cfg
     best = monitor.history[monitor.best_epoch - 1] if monitor.best_epoch else {}
     in_model = {
@@ -416,11 +460,12 @@ def _model_info(run: _Run, monitor: _Monitor, evaluation: dict, digest: str) -> 
         "image_size": list(cfg.image_size),
         "mode": cfg.mode,
         "backbone": None if cfg.mode == "scratch" else cfg.backbone,
-        "weights": None if cfg.mode == "scratch" else cfg.weights,
+        "weights": None if cfg.mode == "scratch" else (run.base_info or {}).get("weights", cfg.weights),
         "output": "sigmoid" if run.binary else "softmax",
         "preprocessing": {
+            "decoder": DECODER_VERSION,
             "resize": RESIZE_RULE,
-            "in_model": "augmentation (training only), rescale/standardisation"
+            "in_model": "rescale/standardisation (random augmentation is training-only, not saved)"
             if cfg.mode == "scratch"
             else in_model[cfg.backbone],
         },
@@ -429,6 +474,7 @@ def _model_info(run: _Run, monitor: _Monitor, evaluation: dict, digest: str) -> 
             "best_val_loss": best.get("val_loss"),
             "best_val_accuracy": best.get("val_accuracy"),
             "accuracy": evaluation["accuracy"],
+            "base_accuracy": None if base_evaluation is None else base_evaluation["accuracy"],
         },
         "config": config_to_dict(cfg),
         "keras_version": keras.__version__,
@@ -475,19 +521,26 @@ def train(
     tmp = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
+        before = None
         if config.mode == "bottleneck":
             model, monitor, probs = _train_bottleneck(run, weights_dir, cache_dir, dataset_hash)
         elif config.mode == "finetune":
-            model, monitor, probs = _train_finetune(run, base_model_dir)
+            model, monitor, probs, before = _train_finetune(run, base_model_dir)
         else:
             model, monitor, probs = _train_scratch(run)
         on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 0.97))
         evaluation = evaluate(probs, run.val.labels, class_names, run.val.relative)
+        base_evaluation = None
+        if before is not None:
+            base_evaluation = evaluate(before, run.val.labels, class_names, run.val.relative)
+            base_evaluation.pop("confident_mistakes", None)
         model_path = tmp / "model.keras"
         model.save(model_path)
         digest = file_sha256(model_path)
-        info = _model_info(run, monitor, evaluation, digest)
+        info = _model_info(run, monitor, evaluation, digest, base_evaluation)
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
+        on_progress(Progress("verifying", len(monitor.history), config.epochs, 0, 0, 0.98))
+        round_trip = _round_trip(run, model, tmp, digest)
         if output_dir.exists():
             output_dir.rmdir()  # empty (checked above); rename cannot replace it portably
         tmp.rename(output_dir)
@@ -505,4 +558,6 @@ def train(
         model_bytes=(output_dir / "model.keras").stat().st_size,
         sha256=digest,
         model_info=info,
+        base_evaluation=base_evaluation,
+        round_trip=round_trip,
     )

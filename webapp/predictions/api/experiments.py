@@ -142,6 +142,15 @@ class EvaluationSerializer(serializers.Serializer):
     confident_mistakes = serializers.ListField(child=serializers.DictField(), required=False)
 
 
+class VersusBaseSerializer(serializers.Serializer):
+    base_model = serializers.IntegerField(allow_null=True, help_text="The model the fine-tune started from.")
+    base_accuracy = serializers.FloatField(help_text="The base model on the same validation images, before epoch 1.")
+    accuracy = serializers.FloatField()
+    points = serializers.FloatField(help_text="accuracy - base_accuracy, in percentage points.")
+    improved = serializers.BooleanField()
+    summary = serializers.CharField()
+
+
 class ExperimentSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -172,6 +181,7 @@ class ExperimentSerializer(serializers.Serializer):
     epochs = serializers.IntegerField()
     history = EpochSerializer(many=True)
     evaluation = EvaluationSerializer(allow_null=True)
+    versus_base = VersusBaseSerializer(allow_null=True, help_text="Fine-tunes only: the result against its base model.")
     model = TrainedModelSerializer(allow_null=True)
     error = serializers.CharField()
 
@@ -197,6 +207,7 @@ def experiment_body(experiment: Experiment) -> dict:
         "epochs": job.epochs if job else 0,
         "history": selectors.job_history(job) if job else [],
         "evaluation": (job.result or {}).get("evaluation") if job else None,
+        "versus_base": selectors.versus_base(job),
         "model": model,
         "error": job.error if job else "",
     }

@@ -206,14 +206,21 @@ def _predict_schema(summary: str, description: str, *, conflict: bool):
 
 
 class _PredictView(APIView):
-    parser_classes = [CappedJSONParser, CappedMultiPartParser]
+    parser_classes = [PredictJSONParser, MultiPartParser]
     throttle_classes = [PredictRateThrottle]
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: a signed-in browser's CSRF check already reads a multipart body.
+        limit = settings.TL_PREDICT_MAX_BODY_BYTES
+        limit_upload(request, limit=limit, setting="TL_PREDICT_MAX_BODY_BYTES", what="predict request")
+        super().initial(request, *args, **kwargs)
 
     def _run(self, request, call) -> Response:
         inputs, top_k = predict_inputs(request)
         call.image_count = len(inputs)
-        call.images = services.images_check(inputs=inputs)
-        return Response(services.predict_images(model=call.model, images=call.images, top_k=top_k))
+        with services.predict_work_slot():
+            call.images = services.images_check(inputs=inputs, image_size=tuple(call.model.image_size))
+            return Response(services.predict_images(model=call.model, images=call.images, top_k=top_k))
 
 
 class ProjectPredictView(_PredictView):

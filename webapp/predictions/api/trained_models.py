@@ -13,7 +13,7 @@ from webapp.experiments.models import TrainedModel
 from webapp.experiments.services import trained_model_publish
 from webapp.projects.selectors import project_for_user
 
-from ..services import serving_warm
+from ..serving import model_cache
 from .common import StrictLimitOffsetPagination
 from .errors import error_responses
 
@@ -50,10 +50,10 @@ class ModelPublishView(APIView):
         request=None,
         responses={200: TrainedModelSerializer, **error_responses(404, 409)},
         description="The project's predict endpoint serves this model from the next request on. "
-        "The model is loaded into the answering web process before the response.",
+        "The model is loaded as serving loads it (checksum, safe mode) before anything changes: a model "
+        "that cannot be loaded answers 409 with the cause, and the previously published model keeps serving.",
         tags=["models"],
     )
     def post(self, request, model_id: int):
-        model = trained_model_publish(model=selectors.model_for_user(request.user, model_id))
-        serving_warm(model=model)
+        model = trained_model_publish(model=selectors.model_for_user(request.user, model_id), load=model_cache().get)
         return Response(TrainedModelSerializer(model).data)

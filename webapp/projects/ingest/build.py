@@ -1,8 +1,9 @@
-"""Turn a folder of uploaded files into the canonical dataset layout plus a report (DESIGN §3).
+"""Turn a folder of uploaded files into the canonical dataset layout plus a report.
 
-Duplicates and leakage are found by the SHA-256 of the re-encoded JPEG bytes: the encoder is
-deterministic, so two files with the same decoded pixels (whatever their format or metadata)
-give the same hash, and the hash is of exactly the file training will read.
+Each accepted image is stored as the user's own bytes (see ingest/images.py). Duplicates and
+leakage are found by the SHA-256 of the decoded RGB pixels, so the same picture in two
+formats or with different metadata counts as one; the dataset's content hash is over the
+stored bytes, exactly what training reads.
 """
 
 import hashlib
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import IngestError
-from .images import ImageRejected, convert_image, write_thumbnail
+from .images import ImageRejected, store_image, write_thumbnail
 from .layout import Item, plan_layout, scan_folder
 from .paths import skip_reason_for_suffix
 
@@ -40,7 +41,8 @@ class Accepted:
     path: Path
     width: int
     height: int
-    sha256: str
+    sha256: str  # of the stored bytes
+    pixels: str  # sha256 of the decoded pixels: identity of the picture
     split: str | None
 
 
@@ -61,7 +63,7 @@ def _auto_split(accepted: list[Accepted], out: Path, options: BuildOptions) -> N
     """Stratified per class with a fixed seed; identical images always land in the same split."""
     by_class: dict[str, dict[str, list[Accepted]]] = defaultdict(lambda: defaultdict(list))
     for a in accepted:
-        by_class[a.item.class_name][a.sha256].append(a)
+        by_class[a.item.class_name][a.pixels].append(a)
     for class_name, groups in by_class.items():
         hashes = sorted(groups)
         random.Random(f"{options.seed}:{class_name}").shuffle(hashes)
@@ -113,7 +115,7 @@ def _size_stats(values: list[int]) -> dict:
 def _hash_findings(accepted: list[Accepted]) -> tuple[list[dict], list[dict]]:
     where: dict[tuple[str, str], list[str]] = defaultdict(list)
     for a in accepted:
-        where[(a.split, a.sha256)].append(str(a.item.relative))
+        where[(a.split, a.pixels)].append(str(a.item.relative))
     duplicates = [
         {"split": split, "sha256": digest, "files": files}
         for (split, digest), files in sorted(where.items())
@@ -144,13 +146,15 @@ def build_dataset(
         plan_classes[item.split].add(item.class_name)
         reason = skip_reason_for_suffix(item.relative)
         if reason is None:
-            target = out / (item.split or POOL) / item.class_name / f"{item.output_name}.jpg"
+            stem = out / (item.split or POOL) / item.class_name / item.output_name
             try:
-                info = convert_image(source.joinpath(*item.relative.parts), target, max_pixels=options.max_pixels)
+                info = store_image(source.joinpath(*item.relative.parts), stem, max_pixels=options.max_pixels)
             except ImageRejected as exc:
                 reason = str(exc)
             else:
-                accepted.append(Accepted(item, target, info.width, info.height, info.sha256, item.split))
+                accepted.append(
+                    Accepted(item, info.path, info.width, info.height, info.sha256, info.pixels_sha256, item.split)
+                )
         if reason is not None:
             skipped.append({"file": str(item.relative), "reason": reason})
         if progress and (index % 50 == 0):
@@ -223,7 +227,7 @@ def build_dataset(
         firsts = sorted(train_paths[name])
         thumbs = []
         for i, path in enumerate(firsts[: options.thumbnails_per_class]):
-            write_thumbnail(path, out / "thumbs" / name / f"{i}.jpg")
+            write_thumbnail(path, out / "thumbs" / name / f"{i}.jpg", max_pixels=options.max_pixels)
             thumbs.append(f"{i}.jpg")
         report["thumbnails"][name] = thumbs
     if progress:

@@ -1,0 +1,88 @@
+"""Each "Blog: ..." preset, submitted as the form shows it, is the blog post's script.
+
+The post's three scripts (Keras 1, 2016), as published:
+- classifier_from_little_data_script_1.py: the small convnet; 150x150, batch 16, 50 epochs, rmsprop,
+  ImageDataGenerator(rescale=1/255, shear_range=0.2, zoom_range=0.2, horizontal_flip=True).
+- _script_2.py: VGG16 bottleneck features; 150x150, batch 16, 50 epochs, rmsprop, a head of
+  Flatten -> Dense(256, relu) -> Dropout(0.5) -> output.
+- _script_3.py: fine-tune from script 2's head with layers[:15] (blocks 1-4) frozen; 150x150,
+  batch 16, 50 epochs, SGD(lr=1e-4, momentum=0.9), the same augmentation as script 1.
+Keras 1's shear_range was in radians; ours is in degrees.
+"""
+
+import math
+
+import pytest
+
+from tests.experiments.factories import make_dataset, make_project
+from webapp.experiments.forms import PRESETS, ExperimentForm
+from webapp.experiments.models import Experiment
+from workers.ml.config import parse_config
+
+BLOG_AUGMENTATION = {"shear_degrees": math.degrees(0.2), "zoom_range": 0.2, "horizontal_flip": True}
+BLOG = {
+    "blog-scratch": {"optimizer": "rmsprop", "learning_rate": 1e-3, "rescale": 1 / 255, **BLOG_AUGMENTATION},
+    "blog-bottleneck": {"optimizer": "rmsprop", "learning_rate": 1e-3, "head_units": 256, "head_dropout": 0.5},
+    "blog-finetune": {
+        "optimizer": "sgd",
+        "learning_rate": 1e-4,
+        "momentum": 0.9,
+        "unfreeze": ("block5",),
+        **BLOG_AUGMENTATION,
+    },
+}
+
+
+def _submitted(form) -> dict:
+    """The POST body of the form as the page shows it (what a user who changes nothing sends)."""
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else value
+    return data
+
+
+def _preset_config(preset, project, dataset):
+    initial = {**PRESETS[preset]["initial"], "dataset": dataset.pk}
+    shown = ExperimentForm(
+        initial=initial, project=project, datasets=project.datasets.all(), bases=Experiment.objects.none()
+    )
+    form = ExperimentForm(
+        _submitted(shown), project=project, datasets=project.datasets.all(), bases=Experiment.objects.none()
+    )
+    assert form.is_valid(), form.errors
+    config = form.to_config()
+    assert form.is_valid(), form.errors
+    return parse_config(config)
+
+
+@pytest.mark.parametrize("preset", sorted(BLOG))
+def test_each_preset_reproduces_the_blogs_script(db, alice, preset):
+    project = make_project(alice)
+    cfg = _preset_config(preset, project, make_dataset(project, n_train=2, n_val=1))
+    blog = BLOG[preset]
+    assert cfg.mode == preset.removeprefix("blog-")
+    assert cfg.image_size == (150, 150) and cfg.batch_size == 16 and cfg.epochs == 50
+    assert cfg.optimizer == blog["optimizer"] and cfg.learning_rate == pytest.approx(blog["learning_rate"])
+    if "momentum" in blog:
+        assert cfg.momentum == pytest.approx(blog["momentum"])
+    if "head_units" in blog:
+        assert (cfg.head.units, cfg.head.dropout, cfg.head.pooling) == (blog["head_units"], 0.5, "flatten")
+    if "unfreeze" in blog:
+        assert cfg.unfreeze == blog["unfreeze"]
+    aug = cfg.augmentation
+    if "shear_degrees" in blog:
+        assert aug.shear_range == pytest.approx(blog["shear_degrees"], abs=1e-3)  # 11.46 degrees, not 0.2
+        assert aug.zoom_range == pytest.approx(blog["zoom_range"]) and aug.horizontal_flip is True
+    else:
+        assert not aug.has_random_transforms
+    if "rescale" in blog:
+        assert aug.rescale == pytest.approx(blog["rescale"])
+
+
+def test_the_finetune_preset_starts_from_a_base_experiment_it_keeps(db, alice):
+    project = make_project(alice)
+    cfg = _preset_config("blog-finetune", project, make_dataset(project, n_train=2, n_val=1))
+    assert cfg.weights == "imagenet"  # not set by the preset: it comes from the base model
