@@ -10,3 +10,9 @@ urlpatterns = [
     path("dashboard/", include("webapp.dashboard.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Django's own errors: JSON under /api/ and for the pages' scripts, Django's pages otherwise.
+handler400 = "webapp.error_views.bad_request"
+handler403 = "webapp.error_views.permission_denied"
+handler404 = "webapp.error_views.page_not_found"
+handler500 = "webapp.error_views.server_error"

@@ -37,3 +37,12 @@ def test_it_answers_503_when_the_broker_is_unreachable(client):
     assert "broker unreachable" in body["broker"]["detail"]
     assert body["database"]["ok"] is True
     assert body["workers"]["count"] is None
+
+
+@pytest.mark.django_db
+def test_it_does_not_show_the_path_of_an_unreachable_broker_socket(client, tmp_path):
+    socket = tmp_path / "run" / "redis.sock"
+    with override_settings(REDIS_URL=f"redis+socket://{socket}"):
+        status, body = _health(client)
+    assert status == 503 and body["broker"]["detail"].startswith("broker unreachable")
+    assert "redis.sock" in body["broker"]["detail"] and str(tmp_path) not in body["broker"]["detail"]

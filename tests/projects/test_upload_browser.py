@@ -61,3 +61,20 @@ def test_it_uploads_a_zip_with_progress_and_shows_errors(signed_in, user, tmp_pa
     tab.get_by_role("button", name="Upload zip").click()
     tab.wait_for_url(re.compile(r"/datasets/\d+/$"))
     assert Dataset.objects.get(project=project).source == "zip"
+
+
+def test_it_shows_the_servers_json_refusals_of_a_folder_upload(signed_in, user, tmp_path, settings):
+    tab = signed_in
+    folder = write_tree(tmp_path / "pick", split_files("seed/", train=3, validation=1)) / "seed"
+    project = _upload_page(tab, user)
+    tab.set_input_files("input[webkitdirectory]", str(folder))
+    # Lowered after the page was drawn, so the page's own check lets the folder through to the server.
+    settings.TL_MAX_UPLOAD_BYTES = 1024
+    tab.get_by_role("button", name="Upload folder").click()
+    error = tab.locator("#folder-form .error")
+    expect(error).to_have_text(re.compile(r"^The file '.+\.jpg' goes past the folder upload limit of 1024 bytes"))
+    settings.TL_MAX_UPLOAD_BYTES = 10**9
+    tab.context.clear_cookies()
+    tab.get_by_role("button", name="Upload folder").click()
+    expect(error).to_have_text("The form's security token is missing or out of date; reload the page and try again.")
+    assert not Dataset.objects.filter(project=project).exists()

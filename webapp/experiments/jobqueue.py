@@ -6,6 +6,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.core.errors import Unavailable
+from webapp.core.redact import without_server_paths
 
 from .models import TrainingJob
 
@@ -38,7 +39,7 @@ def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
         run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown)
     except (KombuOperationalError, RedisError, OSError) as exc:
         message = (
-            f"Could not reach the job queue (Redis) to start this job: {exc}. "
+            f"Could not reach the job queue (Redis) to start this job: {without_server_paths(str(exc))}. "
             "Nothing ran; retry the job once the queue is back."
         )
         TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(

@@ -301,6 +301,8 @@ class _JobRun:
     def _unexpected(self, exc: Exception) -> str:
         from celery.exceptions import SoftTimeLimitExceeded
 
+        from webapp.core.redact import without_server_paths
+
         from .jobqueue import BrokerUnavailable, job_enqueue
 
         self.log_lines.extend(traceback.format_exception(exc)[-6:])
@@ -310,7 +312,8 @@ class _JobRun:
                 f"Training exceeded the time limit of {settings.TL_TRAINING_TIME_LIMIT} s "
                 "(TL_TRAINING_TIME_LIMIT); use fewer epochs or a smaller image size.",
             )
-        detail = f"{type(exc).__name__}: {exc}"
+        # Users see this; an OSError names a server file, which only the log should show.
+        detail = without_server_paths(f"{type(exc).__name__}: {exc}")
         log.exception("job %s: unexpected error on attempt %s", self.job.pk, self.job.attempts)
         if self.job.attempts >= MAX_ATTEMPTS:
             return self._finish(

@@ -9,22 +9,22 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core import storage
-from webapp.core.errors import ServiceError
+from webapp.core.errors import NotFound, ServiceError
+from webapp.core.uploads import limit_upload
+from webapp.core.xhr import json_error, login_required_for_scripts, wants_json
 
 from . import datasets, folder_uploads, selectors
 
-
-def _wants_json(request) -> bool:
-    return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get(
-        "accept", ""
-    )
+# The upload views are csrf_exempt on the outside and csrf_protect on the inside: Django's CSRF
+# check reads the whole body, so the upload limit goes in first (webapp/core/uploads.py).
 
 
 def _error(exc: ServiceError) -> JsonResponse:
-    return JsonResponse({"error": exc.message, "field": exc.field}, status=exc.status_code)
+    return json_error(exc.message, status=exc.status_code, field=exc.field)
 
 
 def _accepted(dataset) -> JsonResponse:
@@ -34,40 +34,47 @@ def _accepted(dataset) -> JsonResponse:
     )
 
 
+def _upload_page(request, project, *, error: ServiceError | None = None):
+    context = {
+        "project": project,
+        "limits": datasets.upload_limits(),
+        "folder_max_bytes": folder_uploads.folder_byte_limit()[0],
+        "error": error.message if error else None,
+    }
+    return render(request, "projects/dataset_upload.html", context, status=error.status_code if error else 200)
+
+
 @login_required
 @require_GET
 def dataset_upload(request, project_id):
-    project = selectors.project_for_user(request.user, project_id)
-    return render(request, "projects/dataset_upload.html", {"project": project, "limits": datasets.upload_limits()})
+    return _upload_page(request, selectors.project_for_user(request.user, project_id))
 
 
-@login_required
+@csrf_exempt
+@login_required_for_scripts
 @require_POST
 def dataset_upload_zip(request, project_id):
     project = selectors.project_for_user(request.user, project_id)
-    # Refuse an oversized body before Django reads (and spools) any of it.
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.TL_MAX_UPLOAD_BYTES + 64 * 1024:
-        return _error(ServiceError(f"The upload is over the limit of {settings.TL_MAX_UPLOAD_BYTES} bytes."))
-    uploaded = request.FILES.get("archive")
     try:
-        if uploaded is None:
-            raise ServiceError("Choose a zip file to upload.", field="archive")
-        dataset = datasets.dataset_create_from_archive(project=project, uploaded_file=uploaded, user=request.user)
+        limit_upload(request, limit=settings.TL_MAX_UPLOAD_BYTES, setting="TL_MAX_UPLOAD_BYTES")
+        response = _dataset_upload_zip(request, project)
     except ServiceError as exc:
-        if _wants_json(request):
-            return _error(exc)
-        return render(
-            request,
-            "projects/dataset_upload.html",
-            {"project": project, "limits": datasets.upload_limits(), "error": exc.message},
-            status=exc.status_code,
-        )
-    if _wants_json(request):
+        return _error(exc) if wants_json(request) else _upload_page(request, project, error=exc)
+    return response
+
+
+@csrf_protect
+def _dataset_upload_zip(request, project):
+    uploaded = request.FILES.get("archive")
+    if uploaded is None:
+        raise ServiceError("Choose a zip file to upload.", field="archive")
+    dataset = datasets.dataset_create_from_archive(project=project, uploaded_file=uploaded, user=request.user)
+    if wants_json(request):
         return _accepted(dataset)
     return redirect("projects:dataset_detail", dataset_id=dataset.pk)
 
 
-@login_required
+@login_required_for_scripts
 @require_POST
 def folder_upload_start(request, project_id):
     project = selectors.project_for_user(request.user, project_id)
@@ -84,25 +91,40 @@ def folder_upload_start(request, project_id):
     )
 
 
-@login_required
+def _upload_session(request, project_id, session_id):
+    try:
+        return selectors.upload_session_for_user(request.user, project_id, session_id)
+    except Http404:
+        raise NotFound("This folder upload has already finished or has expired; start it again.") from None
+
+
+@csrf_exempt
+@login_required_for_scripts
 @require_POST
 def folder_upload_files(request, project_id, session_id):
-    session = selectors.upload_session_for_user(request.user, project_id, session_id)
-    paths, files = request.POST.getlist("paths"), request.FILES.getlist("files")
-    if len(paths) != len(files):
-        return _error(ServiceError(f"Got {len(files)} files but {len(paths)} relative paths.", field="paths"))
+    limit, setting = folder_uploads.folder_byte_limit()
     try:
-        session = folder_uploads.folder_upload_add_files(session=session, files=list(zip(paths, files, strict=True)))
+        session = _upload_session(request, project_id, session_id)
+        limit_upload(request, limit=limit, setting=setting, what="folder upload", already=session.total_bytes)
+        return _folder_upload_files(request, session)
     except ServiceError as exc:
         return _error(exc)
+
+
+@csrf_protect
+def _folder_upload_files(request, session):
+    paths, files = request.POST.getlist("paths"), request.FILES.getlist("files")
+    if len(paths) != len(files):
+        raise ServiceError(f"Got {len(files)} files but {len(paths)} relative paths.", field="paths")
+    session = folder_uploads.folder_upload_add_files(session=session, files=list(zip(paths, files, strict=True)))
     return JsonResponse({"file_count": session.file_count, "total_bytes": session.total_bytes})
 
 
-@login_required
+@login_required_for_scripts
 @require_POST
 def folder_upload_finish(request, project_id, session_id):
-    session = selectors.upload_session_for_user(request.user, project_id, session_id)
     try:
+        session = _upload_session(request, project_id, session_id)
         dataset = folder_uploads.folder_upload_finish(session=session)
     except ServiceError as exc:
         return _error(exc)

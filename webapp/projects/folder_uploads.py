@@ -6,6 +6,7 @@ file's relative path as its own field; the paths are validated here before anyth
     folder_upload_start(*, project, user) -> UploadSession
     folder_upload_add_files(*, session, files: list[tuple[str, UploadedFile]]) -> UploadSession
     folder_upload_finish(*, session) -> Dataset
+    folder_byte_limit() -> (bytes, setting name)
 """
 
 import os
@@ -19,7 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from webapp.core import storage
-from webapp.core.errors import NotFound, ServiceError
+from webapp.core.errors import Conflict, NotFound, ServiceError
+from webapp.core.uploads import UploadTooLarge
 
 from .datasets import dataset_create, dataset_enqueue_ingest, upload_dir
 from .ingest import IngestError, is_ignored, validate_relative_path
@@ -49,6 +51,41 @@ def folder_upload_start(*, project: Project, user) -> UploadSession:
     return session
 
 
+def folder_byte_limit() -> tuple[int, str]:
+    """The most bytes one folder upload may total, and the setting that says so.
+
+    A folder is both an upload (TL_MAX_UPLOAD_BYTES) and, unlike a zip, already what ingest
+    unpacks (TL_ZIP_MAX_TOTAL_BYTES): the smaller limit applies, over all its batches.
+    """
+    return min(
+        (settings.TL_MAX_UPLOAD_BYTES, "TL_MAX_UPLOAD_BYTES"),
+        (settings.TL_ZIP_MAX_TOTAL_BYTES, "TL_ZIP_MAX_TOTAL_BYTES"),
+    )
+
+
+def _check_room(session: UploadSession, batch: list) -> None:
+    """Raise naming the limit the batch would break (returns when a parallel batch just gave room back)."""
+    current = UploadSession.objects.filter(pk=session.pk).values_list("file_count", "total_bytes").first()
+    if current is None:
+        raise NotFound("This upload was already finished or has expired; start again.")
+    file_count, total = current
+    if file_count + len(batch) > settings.TL_ZIP_MAX_ENTRIES:
+        raise ServiceError(
+            f"The folder has more than {settings.TL_ZIP_MAX_ENTRIES} files (TL_ZIP_MAX_ENTRIES); "
+            "nothing from this batch was stored.",
+            field="files",
+        )
+    limit, setting = folder_byte_limit()
+    for rel, uploaded in batch:
+        total += uploaded.size
+        if total > limit:
+            raise UploadTooLarge(
+                f"{rel} takes the folder upload past the limit of {limit} bytes ({setting}); "
+                "nothing from this batch was stored.",
+                field="files",
+            )
+
+
 def _write(uploaded_file, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "xb") as out:
@@ -69,19 +106,17 @@ def folder_upload_add_files(*, session: UploadSession, files: list[tuple[str, ob
     batch = [(rel, f) for rel, f in batch if not is_ignored(rel)]
     count, size = len(batch), sum(f.size for _, f in batch)
     # Reserve room under the limits in one conditional UPDATE, so parallel batches cannot overshoot.
-    reserved = UploadSession.objects.filter(
-        pk=session.pk,
-        file_count__lte=settings.TL_ZIP_MAX_ENTRIES - count,
-        total_bytes__lte=settings.TL_ZIP_MAX_TOTAL_BYTES - size,
-    ).update(file_count=F("file_count") + count, total_bytes=F("total_bytes") + size, updated_at=timezone.now())
-    if not reserved:
-        if not UploadSession.objects.filter(pk=session.pk).exists():
-            raise NotFound("This upload was already finished or has expired; start again.")
-        raise ServiceError(
-            f"The folder is over the limit of {settings.TL_ZIP_MAX_ENTRIES} files or "
-            f"{settings.TL_ZIP_MAX_TOTAL_BYTES} bytes.",
-            field="files",
-        )
+    for _attempt in range(3):
+        reserved = UploadSession.objects.filter(
+            pk=session.pk,
+            file_count__lte=settings.TL_ZIP_MAX_ENTRIES - count,
+            total_bytes__lte=folder_byte_limit()[0] - size,
+        ).update(file_count=F("file_count") + count, total_bytes=F("total_bytes") + size, updated_at=timezone.now())
+        if reserved:
+            break
+        _check_room(session, batch)
+    else:
+        raise Conflict("Other batches of this folder kept changing its size; send this batch again.", field="files")
     root = session_dir(session.pk) / "files"
     written: list[Path] = []
     try:

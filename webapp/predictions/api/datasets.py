@@ -1,11 +1,13 @@
 """POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202) and GET /api/v1/datasets/{id}/."""
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.uploads import limit_upload
 from webapp.projects import selectors
 from webapp.projects.datasets import dataset_create_from_archive
 from webapp.projects.models import Dataset, DatasetClass
@@ -41,9 +43,14 @@ class DatasetUploadSerializer(StrictSerializer):
 class DatasetUploadView(APIView):
     parser_classes = [MultiPartParser]
 
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: a signed-in browser's CSRF check already reads the multipart body.
+        limit_upload(request, limit=settings.TL_MAX_UPLOAD_BYTES, setting="TL_MAX_UPLOAD_BYTES")
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(
         request={"multipart/form-data": DatasetUploadSerializer},
-        responses={202: DatasetSerializer, **error_responses(400, 404, 413, 415, 503)},
+        responses={202: DatasetSerializer, **error_responses(400, 404, 411, 413, 415, 503)},
         description="Stores the archive and queues its ingest; poll GET /api/v1/datasets/{id}/ for the result.",
         tags=["datasets"],
     )

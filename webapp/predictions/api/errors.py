@@ -5,6 +5,8 @@ field (a dotted path such as "augmentation.rotation_range" or "instances[2].b64"
 predict inputs, the input's index.
 """
 
+import logging
+
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -12,8 +14,14 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from webapp.core.errors import ServiceError
+from webapp.core.redact import without_server_paths
+from webapp.core.request_id import current_request_id
+
+# Django reports its own uncaught exceptions here; API ones join them, so one alert rule sees both.
+request_logger = logging.getLogger("django.request")
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -39,6 +47,7 @@ _DESCRIPTIONS = {
     403: "Credentials were refused (for a browser session: a missing CSRF token).",
     404: "Not found, or owned by another user.",
     409: "The request conflicts with the object's state.",
+    411: "A multipart upload was sent without a Content-Length header (a chunked body).",
     413: "The request body is larger than the server accepts.",
     415: "The body's content type is not accepted here.",
     429: "Too many requests; retry after the number of seconds in the Retry-After header.",
@@ -72,7 +81,9 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
 
 
 def _body(detail: str, errors: list[dict]) -> dict:
-    return {"detail": detail, "errors": errors}
+    # Messages may quote an exception that names a server file; clients see its name only.
+    errors = [{**error, "message": without_server_paths(str(error.get("message", "")))} for error in errors]
+    return {"detail": without_server_paths(detail), "errors": errors}
 
 
 def exception_handler(exc, context):
@@ -87,7 +98,7 @@ def exception_handler(exc, context):
         exc = exceptions.ParseError(str(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return _unexpected(exc, context["request"])
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
         first = errors[0] if errors else {"field": None, "message": "Invalid input."}
@@ -99,7 +110,29 @@ def exception_handler(exc, context):
     return response
 
 
+def server_error_detail() -> str:
+    """What a 500 tells the client: the request id under which the traceback is logged, nothing more."""
+    return (
+        f"The server failed on this request (request id {current_request_id()}); "
+        "it is logged under that id: quote it when you report the problem."
+    )
+
+
+def _unexpected(exc: Exception, request) -> Response:
+    """A bug or an outage, not the client's fault: 500 in the house shape; the traceback goes to the log only."""
+    set_rollback()
+    request_logger.error(
+        "Internal Server Error: %s %s (%s)", request.method, request.path, type(exc).__name__, exc_info=exc
+    )
+    return Response(_body(server_error_detail(), []), status=500)
+
+
+def api_error(detail: str, *, status: int) -> JsonResponse:
+    """An error in the house shape from outside DRF (Django's own error views, the catch-all below)."""
+    return JsonResponse(_body(detail, []), status=status)
+
+
 @csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Unknown paths under /api/v1/ (an id that is not a number, a typo) answer JSON, not an HTML page."""
-    return JsonResponse(_body(f"No API endpoint at {request.path}.", []), status=404)
+    return api_error(f"No API endpoint at {request.path}.", status=404)

@@ -4,7 +4,6 @@ POST /api/v1/experiments/{id}/cancel/ and /retry/."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +23,7 @@ from .common import (
     number_range,
 )
 from .errors import error_responses
+from .parsers import BoundedJSONParser
 from .trained_models import TrainedModelSerializer
 
 # --- the request body: DESIGN §5, documented here, validated by the engine's parse_config ------
@@ -222,7 +222,7 @@ def _response(experiment: Experiment, status_code: int = 200) -> Response:
 
 class ExperimentListView(GenericAPIView):
     serializer_class = ExperimentSummarySerializer
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     pagination_class = StrictLimitOffsetPagination
 
     @extend_schema(

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.core.health import health_report
+from webapp.core.redact import without_server_paths
 
 _part = inline_serializer("HealthPart", {"ok": serializers.BooleanField(), "detail": serializers.CharField()})
 _workers = inline_serializer(
@@ -36,5 +37,8 @@ class HealthView(APIView):
     @extend_schema(responses={200: _health, 503: _health}, auth=[])
     def get(self, request):
         report = health_report()
+        # Anyone may ask: an unreachable database file or Redis socket must not show its server path.
+        for part in ("database", "broker", "workers"):
+            report[part]["detail"] = without_server_paths(report[part]["detail"])
         status = 200 if report["database"]["ok"] and report["broker"]["ok"] else 503
         return Response(report, status=status)

@@ -2,56 +2,32 @@
 
 import base64
 import binascii
-import io
 import os
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.uploads import limit_upload
 from webapp.experiments.selectors import model_for_user
 from webapp.projects.selectors import project_for_user
 
 from .. import selectors, services
 from ..errors import InputErrors
 from ..throttles import PredictRateThrottle
-from .errors import PayloadTooLarge, error_responses
+from .errors import error_responses
+from .parsers import CappedJSONParser
 
 # --- body size caps ----------------------------------------------------------------------------
 
 
-def _check_length(parser_context) -> int:
-    limit = settings.TL_PREDICT_MAX_BODY_BYTES
-    request = parser_context["request"]
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit} (TL_PREDICT_MAX_BODY_BYTES).")
-    return limit
+class PredictJSONParser(CappedJSONParser):
+    """Base64 JSON bodies up to TL_PREDICT_MAX_BODY_BYTES (base64 inflates images by 4/3)."""
 
-
-class CappedJSONParser(JSONParser):
-    """DRF's JSON parser reads the whole body whatever DATA_UPLOAD_MAX_MEMORY_SIZE says (DESIGN §7)."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        limit = _check_length(parser_context)
-        body = stream.read(limit + 1)
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is over the limit of {limit} bytes (TL_PREDICT_MAX_BODY_BYTES).")
-        return super().parse(io.BytesIO(body), media_type, parser_context)
-
-
-class CappedMultiPartParser(MultiPartParser):
-    """Django spools file parts to disk with no total limit; refuse oversized bodies up front."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        _check_length(parser_context)
-        return super().parse(stream, media_type, parser_context)
+    limit_setting = "TL_PREDICT_MAX_BODY_BYTES"
 
 
 # --- request and response shapes -----------------------------------------------------------------
@@ -191,7 +167,7 @@ _EXAMPLE = OpenApiExample(
 
 
 def _predict_schema(summary: str, description: str, *, conflict: bool):
-    codes = (400, 404, 413, 415, 429, 503) + ((409,) if conflict else ())
+    codes = (400, 404, 411, 413, 415, 429, 503) + ((409,) if conflict else ())
     return extend_schema(
         summary=summary,
         description=description,

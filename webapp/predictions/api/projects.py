@@ -3,7 +3,6 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from webapp.projects import selectors, services
@@ -11,6 +10,7 @@ from webapp.projects.models import Project
 
 from .common import StrictBooleanField, StrictCharField, StrictLimitOffsetPagination, StrictSerializer
 from .errors import error_responses
+from .parsers import BoundedJSONParser
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -35,7 +35,7 @@ class ProjectUpdateSerializer(StrictSerializer):
 
 class ProjectListView(GenericAPIView):
     serializer_class = ProjectSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     pagination_class = StrictLimitOffsetPagination
 
     def get_queryset(self):
@@ -60,7 +60,7 @@ class ProjectListView(GenericAPIView):
 
 class ProjectDetailView(GenericAPIView):
     serializer_class = ProjectSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(responses={200: ProjectSerializer, **error_responses(404)}, tags=["projects"])
     def get(self, request, project_id: int):
