@@ -73,7 +73,14 @@ def test_it_accepts_a_zip_with_202_and_a_processing_dataset(
         "status": "processing",
         "url": reverse("projects:dataset_detail", args=[dataset.pk]),
     }
-    assert no_broker == [{"name": "workers.tasks.ingest_dataset", "args": [dataset.pk], "task_id": dataset.task_id}]
+    assert no_broker == [
+        {
+            "name": "workers.tasks.ingest_dataset",
+            "args": [dataset.pk],
+            "task_id": dataset.task_id,
+            "ignore_result": True,
+        }
+    ]
     page = alice_client.get(response.json()["url"])
     assert b"hx-get" in page.content and b"processing" in page.content
 
@@ -215,7 +222,11 @@ def test_it_tells_the_user_when_the_task_queue_is_down(storage, project, alice_c
         reverse("projects:dataset_upload_zip", args=[project.pk]), {"archive": _zip(tmp_path)}, **XHR
     )
     assert response.status_code == 503
-    assert response.json()["error"] == "The upload was received but the task queue is unavailable; try again."
+    message = response.json()["error"]
+    assert message == (
+        "Ingest could not start: the job queue (Redis) could not be reached. "
+        "The upload was not kept: upload it again once the queue is back."
+    )
     dataset = Dataset.objects.get()
-    assert dataset.status == "failed" and dataset.error == "the task queue is unavailable; try again"
+    assert dataset.status == "failed" and dataset.error == message
     assert files_under(storage) == []

@@ -7,18 +7,19 @@ engine, and so TensorFlow, is imported here and only here, never in the worker's
 import logging
 import os
 import shutil
-import threading
 import time
 import traceback
 from collections import deque
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from webapp.core import storage
+from webapp.core.heartbeat import Heartbeat
 from webapp.projects.models import Project
 
 from .models import EpochMetric, TrainedModel, TrainingJob
@@ -66,7 +67,8 @@ def training_job_run(*, job_id: int, worker_hostname: str) -> str:
     """Claim job `job_id` and train it; returns what happened (for the task's result and logs).
 
     "skipped" (not claimable), "succeeded", "failed", "cancelled", "requeued" (an unexpected
-    error with attempts left), or "lost" (the job stopped being ours, e.g. the reaper failed it).
+    error with attempts left), "lost" (the job stopped being ours, e.g. the reaper failed it), or
+    "deleted" (its row went, with its project, while it ran).
     """
     if not training_job_claim(job_id=job_id, worker_hostname=worker_hostname):
         log.info("job %s: not claimable (already taken, cancelled or finished); skipping", job_id)
@@ -75,37 +77,9 @@ def training_job_run(*, job_id: int, worker_hostname: str) -> str:
     return _JobRun(job).run()
 
 
-class _Heartbeat(threading.Thread):
-    """Bumps heartbeat_at every TL_HEARTBEAT_SECONDS from its own thread (and DB connection).
-
-    A thread, not the progress callback, so that TensorFlow's import, a cold feature extraction
-    or one very long batch still beat. If the row is no longer running (reaped), it says so.
-    """
-
-    def __init__(self, job_id: int):
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.job_id = job_id
-        self.interval = settings.TL_HEARTBEAT_SECONDS
-        self.stopped = threading.Event()
-        self.lost = threading.Event()
-
-    def run(self):
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    if not TrainingJob.objects.filter(pk=self.job_id, status=Status.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    ):
-                        self.lost.set()
-                        return
-                except DatabaseError as exc:  # a blip: the next beat may work; the reaper has slack
-                    log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
-        finally:
-            connection.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=5)
+def _beat(job_id: int) -> bool:
+    # False once the row is no longer running (reaped, cancelled and finished, or deleted).
+    return TrainingJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=timezone.now()) == 1
 
 
 class _JobRun:
@@ -168,19 +142,22 @@ class _JobRun:
         from workers.ml.errors import Cancelled, MLError
 
         self.heartbeat.start()
-        staging = storage.staging_dir("model")
         try:
-            result = self._train(staging / "model")
-            return self._succeed(result)
-        except Cancelled:
-            return self._cancelled()
-        except MLError as exc:
-            return self._finish(Status.FAILED, str(exc))
-        except Exception as exc:  # noqa: BLE001 - anything else is infrastructure or a bug: bounded retries
-            return self._unexpected(exc)
+            # Partial output of a failed or cancelled run goes with the staging folder; on success
+            # the model was moved out of it already.
+            with storage.staging("model") as staging:
+                try:
+                    result = self._train(staging / "model")
+                    return self._succeed(result)
+                except Cancelled:
+                    return self._cancelled()
+                except MLError as exc:
+                    return self._finish(Status.FAILED, str(exc))
+                except Exception as exc:  # noqa: BLE001 - anything else is infrastructure or a bug: bounded retries
+                    if self._deleted():
+                        return self._gone()  # its project was deleted: what broke was a consequence
+                    return self._unexpected(exc)
         finally:
-            # Partial output of a failed or cancelled run; on success the model was moved out already.
-            shutil.rmtree(staging, ignore_errors=True)
             self.heartbeat.stop()
 
     def _train(self, output_dir: Path):
@@ -197,9 +174,9 @@ class _JobRun:
             config=cfg,
             dataset_dir=storage.dataset_dir(dataset.pk),
             output_dir=output_dir,
-            cache_dir=storage.features_root(),
-            # Datasets are immutable, so the id is a safe cache key if ingest left no hash.
-            dataset_hash=dataset.content_hash or f"dataset-{dataset.pk}",
+            # One cache folder per dataset content, removed once no dataset with that content is left.
+            cache_dir=storage.features_dir(dataset.feature_hash),
+            dataset_hash=dataset.feature_hash,
             weights_dir=Path(settings.TL_WEIGHTS_DIR) if settings.TL_WEIGHTS_DIR else None,
             base_model_dir=self._base_model_dir(),
             on_progress=self.on_progress,
@@ -289,7 +266,9 @@ class _JobRun:
 
     def _lost_or_cancelled(self) -> str:
         row = TrainingJob.objects.filter(pk=self.job.pk).values_list("status", "cancel_requested").first()
-        if row and row[0] == Status.RUNNING and row[1]:
+        if row is None:
+            return self._gone()
+        if row[0] == Status.RUNNING and row[1]:
             return self._cancelled()
         log.warning("job %s is no longer ours (%s); discarding its output", self.job.pk, row and row[0])
         return "lost"
@@ -347,8 +326,17 @@ class _JobRun:
         ):
             log.info("job %s %s: %s", self.job.pk, status, error)
             return str(status)
+        if self._deleted():
+            return self._gone()
         log.warning("job %s is no longer running; not marking it %s", self.job.pk, status)
         return "lost"
+
+    def _deleted(self) -> bool:
+        return not TrainingJob.objects.filter(pk=self.job.pk).exists()
+
+    def _gone(self) -> str:
+        log.info("job %s was deleted while it ran (with its project?); stopped, its partial files removed", self.job.pk)
+        return "deleted"
 
     def _log(self, line: str) -> None:
         self.log_lines.append(f"{timezone.now():%H:%M:%S} {line}")

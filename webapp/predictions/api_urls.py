@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<int:project_id>/", projects.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<int:project_id>/datasets/", datasets.DatasetUploadView.as_view(), name="api-dataset-upload"),
     path("datasets/<int:dataset_id>/", datasets.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<int:dataset_id>/retry/", datasets.DatasetRetryView.as_view(), name="api-dataset-retry"),
     path("projects/<int:project_id>/experiments/", experiments.ExperimentListView.as_view(), name="api-experiments"),
     path("experiments/<int:experiment_id>/", experiments.ExperimentDetailView.as_view(), name="api-experiment"),
     path(

@@ -1,10 +1,11 @@
-"""Dataset pages: upload (zip or folder, via XHR), ingest progress (htmx) and the report.
+"""Dataset pages: upload (zip or folder, via XHR), ingest progress (htmx), the report, retry and delete.
 
 Adapters only: parse the request, call one service from webapp.projects.datasets or
 folder_uploads, render. Another user's objects are 404 (the selectors filter by owner).
 """
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -149,7 +150,36 @@ def dataset_detail(request, dataset_id):
     context = {"dataset": dataset, "project": dataset.project, "classes": classes, "report": dataset.report}
     if dataset.is_ready:
         context["chart"] = _chart_data(rows)
+    if dataset.status == dataset.Status.FAILED:
+        context["upload_kept"] = datasets.upload_source(dataset.pk) is not None
     return render(request, "projects/dataset_detail.html", context)
+
+
+@login_required
+@require_POST
+def dataset_retry(request, dataset_id):
+    dataset = selectors.dataset_for_user(request.user, dataset_id)
+    try:
+        datasets.dataset_retry(dataset=dataset)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Dataset v{dataset.version} is being checked and stored again.")
+    return redirect("projects:dataset_detail", dataset_id=dataset.pk)
+
+
+@login_required
+def dataset_delete(request, dataset_id):
+    dataset = selectors.dataset_for_user(request.user, dataset_id)
+    if request.method != "POST":
+        return render(request, "projects/dataset_confirm_delete.html", {"dataset": dataset, "project": dataset.project})
+    try:
+        datasets.dataset_delete(dataset=dataset)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("projects:dataset_detail", dataset_id=dataset.pk)
+    messages.success(request, f"Dataset v{dataset.version} and its files were deleted.")
+    return redirect("projects:detail", project_id=dataset.project_id)
 
 
 @login_required

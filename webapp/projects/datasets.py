@@ -5,15 +5,23 @@ Signatures (keyword-only; ServiceError subclasses carry a user-facing message an
     dataset_create_from_archive(*, project, uploaded_file, user) -> Dataset
         Stream a zip upload to storage, create the next version (status processing) and
         enqueue ingest on commit. ServiceError(400) for a non-zip or oversized upload;
-        Unavailable(503) when the broker is down (the dataset is then marked failed).
-    dataset_ingest(*, dataset_id) -> Dataset | None
-        Run by the `workers.tasks.ingest_dataset` task; idempotent (a non-processing dataset
-        is left alone). Ends ready, or failed with an error naming files/classes and no files.
+        Unavailable(503) when the broker is down (the dataset is then failed, its upload removed).
+    dataset_ingest(*, dataset_id, task_id=None, worker="") -> Dataset | None
+        Run by the `workers.tasks.ingest_dataset` task; claims the row first, so a second
+        delivery is a no-op. Ends ready, or failed with an error naming files/classes.
     dataset_import_path(*, project, path, user=None) -> Dataset
         Ingest a folder or zip already on the server, synchronously (the import command).
-    dataset_mark_failed(*, dataset_id, error, report=None) -> bool
+    dataset_retry(*, dataset) -> Dataset      failed -> processing again, from the kept upload
+    dataset_delete(*, dataset) -> None        Conflict(409) while an experiment uses it
+    dataset_mark_failed(*, dataset_id, error, report=None, keep_upload=False) -> bool
     upload_limits() -> dict
         The limits shown on the upload page (bytes, entries, ratio, pixels, batch size).
+
+Which failures keep the raw upload: those a retry can fix (the worker was killed, an unexpected
+error, the queue was down on a retry or a re-send). A refused content is removed (the same bytes
+would fail the same way), and so is an upload whose ingest could not even be queued: its user is
+told at once and still holds the file. The ingest itself: webapp.projects.ingest_run; files and
+their removal: dataset_files; the reaper and the storage sweep: recovery.
 
 Folder uploads (webapp.projects.folder_uploads):
     folder_upload_start(*, project, user) -> UploadSession
@@ -24,7 +32,6 @@ Folder uploads (webapp.projects.folder_uploads):
 import logging
 import os
 import shutil
-import time
 import uuid
 import zipfile
 from functools import partial
@@ -33,20 +40,26 @@ from pathlib import Path
 import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from webapp.core import storage
-from webapp.core.errors import ServiceError, Unavailable
+from webapp.core.errors import Conflict, ServiceError, Unavailable
 
-from .ingest import ArchiveLimits, BuildOptions, IngestError, build_dataset, extract_zip
+from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed are part of this module's API)
+    dataset_files_remove,
+    dataset_mark_failed,
+    upload_dir,
+    upload_source,
+)
 from .ingest.images import ACCEPTED_FORMATS
-from .models import Dataset, DatasetClass, Project
+from .ingest_run import dataset_ingest, dataset_ingest_claim, dataset_ingest_source  # noqa: F401  (public services)
+from .models import Dataset, Project
 
 logger = logging.getLogger(__name__)
 
-QUEUE_DOWN = "the task queue is unavailable; try again"
+Status = Dataset.Status
+QUEUE_DOWN = "the job queue (Redis) could not be reached"
 INGEST_TASK = "workers.tasks.ingest_dataset"
 BROKER_ERRORS = (KombuError, redis.RedisError, OSError)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -63,11 +76,6 @@ def upload_limits() -> dict:
         "validation_fraction": settings.TL_VALIDATION_FRACTION,
         "formats": ACCEPTED_FORMATS,
     }
-
-
-def upload_dir(dataset_id: int) -> Path:
-    """Where a dataset's raw upload waits for ingest; removed when ingest ends either way."""
-    return storage.uploads_root() / f"dataset-{dataset_id}"
 
 
 def dataset_create(*, project: Project, user, source: str, original_name: str = "") -> Dataset:
@@ -119,128 +127,47 @@ def dataset_create_from_archive(*, project: Project, uploaded_file, user) -> Dat
     return dataset
 
 
-def dataset_enqueue_ingest(*, dataset: Dataset) -> None:
-    """Choose the task id, store it on the row, and send the task once the row is committed."""
+def dataset_enqueue_ingest(*, dataset: Dataset, keep_upload: bool = False) -> None:
+    """Choose the task id, store it on the row, and send the task once the row is committed.
+
+    If the queue cannot be reached the dataset is failed at once with that reason and
+    Unavailable (503) is raised; `keep_upload` says whether its upload stays for a retry.
+    """
     task_id = str(uuid.uuid4())
     Dataset.objects.filter(pk=dataset.pk).update(task_id=task_id)
     dataset.task_id = task_id
-    transaction.on_commit(partial(_send_ingest, dataset.pk, task_id))
-
-
-def _send_ingest(dataset_id: int, task_id: str) -> None:
-    # By name, not by importing workers.tasks: that module also reaches webapp.experiments,
-    # which projects must not depend on (DESIGN §1). The routing puts it on the default queue.
-    from workers.celery import app
-
-    try:
-        app.send_task(INGEST_TASK, args=[dataset_id], task_id=task_id)
-    except BROKER_ERRORS as exc:
-        logger.warning("could not enqueue ingest of dataset %s: %s", dataset_id, exc)
-        dataset_mark_failed(dataset_id=dataset_id, error=QUEUE_DOWN)
-        raise Unavailable(f"The upload was received but {QUEUE_DOWN}.") from exc
-
-
-def dataset_mark_failed(*, dataset_id: int, error: str, report: dict | None = None) -> bool:
-    """processing -> failed, and remove every file of the dataset; False if it was not processing."""
-    fields = {"status": Dataset.Status.FAILED, "error": error, "finished_at": timezone.now()}
-    if report is not None:
-        fields["report"] = report
-    updated = Dataset.objects.filter(pk=dataset_id, status=Dataset.Status.PROCESSING).update(**fields)
-    shutil.rmtree(upload_dir(dataset_id), ignore_errors=True)
-    if updated:
-        shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
-    return bool(updated)
-
-
-class _Progress:
-    """Write progress to the row at most once a second, so polling pages move without hammering the DB."""
-
-    def __init__(self, dataset_id: int):
-        self.dataset_id, self.last = dataset_id, 0.0
-
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if now - self.last >= 1.0 or fraction >= 1.0:
-            self.last = now
-            Dataset.objects.filter(pk=self.dataset_id, status=Dataset.Status.PROCESSING).update(
-                progress=round(min(fraction, 0.99), 3)
-            )
-
-
-def _archive_limits() -> ArchiveLimits:
-    return ArchiveLimits(
-        max_total_bytes=settings.TL_ZIP_MAX_TOTAL_BYTES,
-        max_entries=settings.TL_ZIP_MAX_ENTRIES,
-        max_ratio=settings.TL_ZIP_MAX_RATIO,
+    transaction.on_commit(
+        partial(dataset_publish_ingest, dataset_id=dataset.pk, task_id=task_id, keep_upload=keep_upload)
     )
 
 
-def _ingest_source(dataset: Dataset, source: Path) -> Dataset:
-    """Build from a zip file or a folder in staging, rename into place, then flip the row to ready."""
-    staging = storage.staging_dir("ingest")
-    progress = _Progress(dataset.pk)
-    final = storage.dataset_dir(dataset.pk)
+def dataset_publish_ingest(*, dataset_id: int, task_id: str, keep_upload: bool) -> None:
+    """Publish the ingest message under `task_id`; on a broker error fail the dataset and raise Unavailable.
+
+    We fail rather than leave the dataset processing for a reaper to re-send, as training jobs do:
+    the user learns at once that nothing will run, and nothing sits "processing" with no message
+    behind it. The broker's short connect timeout and no publish retries make this take seconds.
+    """
+    # By name, not by importing workers.tasks: that module also reaches webapp.experiments,
+    # which projects must not depend on. The routing puts it on the default queue.
+    from workers.celery import app
+
     try:
-        raw = source
-        if source.is_file():
-            raw = staging / "raw"
-            raw.mkdir()
-            extract_zip(source, raw, limits=_archive_limits())
-            progress(0.05)
-        out = staging / "dataset"
-        out.mkdir()
-        options = BuildOptions(
-            max_pixels=settings.TL_IMAGE_MAX_PIXELS, validation_fraction=settings.TL_VALIDATION_FRACTION
+        # ignore_result: the row holds the outcome. Asking for a result would make send_task
+        # subscribe to the result backend first, which retried for ~20 s with Redis down.
+        app.send_task(INGEST_TASK, args=[dataset_id], task_id=task_id, ignore_result=True)
+    except BROKER_ERRORS as exc:
+        # The exception's text can name a socket path: it goes to the log, not to the user.
+        logger.error("dataset %s: could not enqueue its ingest: %s", dataset_id, exc)
+        kept = (
+            "The upload is kept: retry once the queue is back."
+            if keep_upload
+            else "The upload was not kept: upload it again once the queue is back."
         )
-        result = build_dataset(raw, out, options=options, progress=progress)
-        # A folder left by a crashed earlier attempt of this (still processing) dataset.
-        shutil.rmtree(final, ignore_errors=True)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(out, final)
-        with transaction.atomic():
-            updated = Dataset.objects.filter(pk=dataset.pk, status=Dataset.Status.PROCESSING).update(
-                status=Dataset.Status.READY,
-                content_hash=result.content_hash,
-                stats=result.stats,
-                report=result.report,
-                error="",
-                progress=1.0,
-                finished_at=timezone.now(),
-            )
-            if updated:
-                DatasetClass.objects.bulk_create(DatasetClass(dataset_id=dataset.pk, **c) for c in result.classes)
-        if not updated:
-            # Failed or deleted while we worked: what we built must not look usable.
-            shutil.rmtree(final, ignore_errors=True)
-    except IngestError as exc:
-        dataset_mark_failed(dataset_id=dataset.pk, error=exc.message, report=exc.report)
-    except BaseException as exc:
-        dataset_mark_failed(dataset_id=dataset.pk, error=f"ingest stopped unexpectedly ({type(exc).__name__}: {exc})")
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    dataset.refresh_from_db()
-    return dataset
-
-
-def dataset_ingest(*, dataset_id: int) -> Dataset | None:
-    """Ingest the stored upload of a processing dataset (the Celery task's body)."""
-    dataset = Dataset.objects.filter(pk=dataset_id).first()
-    root = upload_dir(dataset_id)
-    if dataset is None or dataset.status != Dataset.Status.PROCESSING:
-        # Deleted (with its project) or already finished: only a stale raw upload can be left.
-        shutil.rmtree(root, ignore_errors=True)
-        return dataset
-    try:
-        if (root / "archive.zip").is_file():
-            return _ingest_source(dataset, root / "archive.zip")
-        if (root / "files").is_dir():
-            return _ingest_source(dataset, root / "files")
-        dataset_mark_failed(dataset_id=dataset_id, error="the uploaded files are missing from storage; upload again")
-        dataset.refresh_from_db()
-        return dataset
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        message = f"Ingest could not start: {QUEUE_DOWN}. {kept}"
+        dataset_mark_failed(dataset_id=dataset_id, error=message, keep_upload=keep_upload)
+        raise Unavailable(message) from exc
+    Dataset.objects.filter(pk=dataset_id).update(enqueue_count=F("enqueue_count") + 1, enqueued_at=timezone.now())
 
 
 def dataset_import_path(*, project: Project, path: str | Path, user=None) -> Dataset:
@@ -251,4 +178,74 @@ def dataset_import_path(*, project: Project, path: str | Path, user=None) -> Dat
     if path.is_file() and not zipfile.is_zipfile(path):
         raise ServiceError(f"{path} is neither a folder nor a zip archive.")
     dataset = dataset_create(project=project, user=user, source=Dataset.Source.IMPORT, original_name=str(path))
-    return _ingest_source(dataset, path)
+    dataset_ingest_claim(dataset_id=dataset.pk, worker="import command")
+    dataset.refresh_from_db()
+    finished = dataset_ingest_source(dataset, path, from_upload=False)
+    if finished is None:
+        raise ServiceError(f"Dataset v{dataset.version} was deleted while it was being imported.")
+    return finished
+
+
+# --- retry and delete ---------------------------------------------------------------------------
+
+
+def dataset_retry(*, dataset: Dataset) -> Dataset:
+    """Ingest a failed dataset version again, from its kept upload, under the same version number.
+
+    Conflict (409) when it is not failed or its upload is not kept (the message says what to do
+    instead); Unavailable (503) when the queue cannot be reached (the upload stays kept).
+    """
+    name = f"Dataset v{dataset.version}"
+    if dataset.status != Status.FAILED:
+        raise Conflict(f"{name} is {dataset.status}; only a failed version can be retried.")
+    if dataset.source == Dataset.Source.IMPORT:
+        raise Conflict(f"{name} was imported from a folder on the server, which is not kept: run the import again.")
+    if upload_source(dataset.pk) is None:
+        raise Conflict(
+            f"{name} cannot be retried: its upload was not kept (an upload whose content was refused, or whose "
+            "ingest could not be queued, is removed at once). Upload the images again as a new version."
+        )
+    with transaction.atomic():
+        reset = Dataset.objects.filter(pk=dataset.pk, status=Status.FAILED).update(
+            status=Status.PROCESSING,
+            error="",
+            report={},
+            stats={},
+            progress=0.0,
+            worker="",
+            started_at=None,
+            heartbeat_at=None,
+            finished_at=None,
+            enqueue_count=0,
+            enqueued_at=None,
+        )
+        if not reset:
+            raise Conflict(f"{name} changed meanwhile (another retry?); reload the page.")
+        dataset_enqueue_ingest(dataset=dataset, keep_upload=True)
+    dataset.refresh_from_db()
+    return dataset
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    """Delete a dataset version and its files; Conflict (409) while an experiment uses it.
+
+    A version still being ingested can be deleted too (the way out of a stuck one): its ingest
+    stops at its next progress write and removes what it built.
+    """
+    dataset_id, feature_hash = dataset.pk, dataset.feature_hash
+    if not dataset.experiments.exists():
+        try:
+            with transaction.atomic():
+                dataset.delete()
+        except ProtectedError:
+            pass  # an experiment was created on it meanwhile: refused below like any other
+        else:
+            dataset_files_remove(dataset_ids=[dataset_id], feature_hashes=[feature_hash])
+            return
+    users = Dataset.objects.get(pk=dataset_id).experiments.order_by("created_at")
+    count = users.count()
+    shown = ", ".join(repr(name) for name in users.values_list("name", flat=True)[:3])
+    raise Conflict(
+        f"Dataset v{dataset.version} is used by {count} experiment(s) ({shown}{', ...' if count > 3 else ''}); "
+        "delete those experiments first."
+    )

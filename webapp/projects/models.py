@@ -22,6 +22,9 @@ class Project(models.Model):
         return self.name
 
 
+FEATURE_HASH_ID_PREFIX = "dataset-"
+
+
 class Dataset(models.Model):
     """One immutable version of a project's images. Ready datasets never change."""
 
@@ -47,6 +50,13 @@ class Dataset(models.Model):
     error = models.TextField(blank=True)
     progress = models.FloatField(default=0.0)
     task_id = models.CharField(max_length=64, blank=True)
+    # Each publish of the ingest message; the reaper re-sends a message that vanished, a few times.
+    enqueue_count = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Set by the claim when a worker starts the ingest; heartbeat_at is then bumped while it runs.
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -60,6 +70,15 @@ class Dataset(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status == self.Status.READY
+
+    @property
+    def feature_hash(self) -> str:
+        """What the feature cache is keyed by: the content hash, or the id while there is none.
+
+        Datasets with the same content share features, so a cache folder stays while any
+        dataset with its hash remains.
+        """
+        return self.content_hash or f"{FEATURE_HASH_ID_PREFIX}{self.pk}"
 
 
 class DatasetClass(models.Model):

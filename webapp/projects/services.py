@@ -1,9 +1,13 @@
 """Writes for projects. Datasets have their own module: webapp.projects.datasets."""
 
+from pathlib import Path
+
 from django.db import IntegrityError, transaction
 
+from webapp.core import storage
 from webapp.core.errors import ServiceError
 
+from .dataset_files import dataset_files_remove
 from .models import Project
 
 
@@ -40,14 +44,28 @@ def project_update(*, project: Project, **fields) -> Project:
 
 
 def project_delete(*, project: Project) -> None:
-    """Delete a project, its datasets, experiments and models, and their files."""
-    import shutil
+    """Delete a project with its datasets, experiments, models and predictions, and every file of
+    theirs: images, kept uploads, models, stored prediction images, and feature caches that no
+    remaining dataset shares.
 
-    from webapp.core import storage
+    Its jobs are cancelled first, in their own commit: a queued one never starts, and a running
+    one stops at its next batch (its poll then finds the row gone) and removes its own staging.
+    An ingest under way stops at its next progress write and removes what it built.
+    """
+    from django.apps import apps
 
-    dataset_ids = list(project.datasets.values_list("id", flat=True))
+    # By name: experiments sits above projects, as the reverse accessors used below do.
+    TrainingJob = apps.get_model("experiments", "TrainingJob")
+    jobs = TrainingJob.objects.filter(experiment__project=project)
+    jobs.filter(status=TrainingJob.Status.QUEUED).update(
+        status=TrainingJob.Status.CANCELLED, cancel_requested=True, error="Cancelled: its project was deleted."
+    )
+    jobs.filter(status=TrainingJob.Status.RUNNING).update(cancel_requested=True)
+
+    project_id = project.pk
+    datasets = list(project.datasets.all())
     session_ids = list(project.upload_sessions.values_list("id", flat=True))
-    model_paths = list(project.models.values_list("path", flat=True))
+    models = list(project.models.values_list("id", "path"))
     with transaction.atomic():
         # Models and experiments PROTECT their sources; remove them first, newest first.
         project.models.all().delete()
@@ -56,10 +74,12 @@ def project_delete(*, project: Project) -> None:
         project.experiments.filter(base_experiment__isnull=False).delete()
         project.experiments.all().delete()
         project.delete()
-    for dataset_id in dataset_ids:
-        shutil.rmtree(storage.dataset_dir(dataset_id), ignore_errors=True)
-        shutil.rmtree(storage.uploads_root() / f"dataset-{dataset_id}", ignore_errors=True)
+    dataset_files_remove(dataset_ids=[d.pk for d in datasets], feature_hashes=[d.feature_hash for d in datasets])
     for session_id in session_ids:  # folder uploads that were never finished
-        shutil.rmtree(storage.uploads_root() / f"session-{session_id}", ignore_errors=True)
-    for path in model_paths:
-        shutil.rmtree(path, ignore_errors=True)
+        storage.remove(storage.upload_session_dir(session_id))
+    for model_id, path in models:
+        storage.remove(storage.model_dir(model_id))
+        # Rows written before models lived at model_dir(id); never anything outside the models folder.
+        if path and Path(path).resolve().is_relative_to(storage.models_root().resolve()):
+            storage.remove(Path(path))
+    storage.remove(storage.predictions_dir(project_id))

@@ -25,6 +25,8 @@ urlpatterns = [
     ),
     path("datasets/<int:dataset_id>/", dataset_views.dataset_detail, name="dataset_detail"),
     path("datasets/<int:dataset_id>/status/", dataset_views.dataset_status, name="dataset_status"),
+    path("datasets/<int:dataset_id>/retry/", dataset_views.dataset_retry, name="dataset_retry"),
+    path("datasets/<int:dataset_id>/delete/", dataset_views.dataset_delete, name="dataset_delete"),
     path(
         "datasets/<int:dataset_id>/thumbs/<int:class_id>/<int:index>.jpg",
         dataset_views.dataset_thumbnail,

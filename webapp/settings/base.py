@@ -162,6 +162,11 @@ TL_HEARTBEAT_SECONDS = 10
 TL_HEARTBEAT_STALE_SECONDS = env_int("TL_HEARTBEAT_STALE_SECONDS", 180, minimum=30)
 # A queued job whose message is in no queue and held by no worker this long is re-sent by the reaper.
 TL_QUEUED_ORPHAN_SECONDS = env_int("TL_QUEUED_ORPHAN_SECONDS", 600, minimum=30)
+# A dataset ingest whose heartbeat is older than this is failed by the reaper (its process was killed).
+TL_INGEST_STALE_SECONDS = env_int("TL_INGEST_STALE_SECONDS", 180, minimum=30)
+# The hourly sweep removes leftovers untouched this long: staging folders no live process holds,
+# uploads, dataset folders, feature caches and prediction images that nothing owns any more.
+TL_SWEEP_AFTER_SECONDS = env_int("TL_SWEEP_AFTER_SECONDS", 6 * 3600, minimum=60)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_BROKER_URL = REDIS_URL
@@ -185,7 +190,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
     "socket_connect_timeout": 2,
 }
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 2}
+# The Redis result backend takes its timeouts from these names, not from its transport options,
+# and retries a lost connection 20 times (~20 s) by default: one quick retry, then fail.
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 1, "interval_start": 0.2}}
 # Fail fast when Redis is down so a request that enqueues answers with an error, not a hang.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -203,6 +212,8 @@ TL_WATCHED_QUEUES = ["training"]
 CELERY_TASK_ROUTES = {"workers.tasks.run_training_job": {"queue": "training"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "workers.tasks.reap_stale_jobs", "schedule": 60.0},
+    "reap-stale-ingests": {"task": "workers.tasks.reap_stale_ingests", "schedule": 60.0},
+    "sweep-storage": {"task": "workers.tasks.sweep_storage", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -1,4 +1,5 @@
-"""POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202) and GET /api/v1/datasets/{id}/."""
+"""POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202), GET DELETE /api/v1/datasets/{id}/ and
+POST /api/v1/datasets/{id}/retry/."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -9,7 +10,7 @@ from rest_framework.views import APIView
 
 from webapp.core.uploads import limit_upload
 from webapp.projects import selectors
-from webapp.projects.datasets import dataset_create_from_archive
+from webapp.projects.datasets import dataset_create_from_archive, dataset_delete, dataset_retry
 from webapp.projects.models import Dataset, DatasetClass
 
 from .common import StrictSerializer
@@ -68,3 +69,26 @@ class DatasetDetailView(APIView):
     @extend_schema(responses={200: DatasetSerializer, **error_responses(404)}, tags=["datasets"])
     def get(self, request, dataset_id: int):
         return Response(DatasetSerializer(selectors.dataset_detail_for_user(request.user, dataset_id)).data)
+
+    @extend_schema(
+        responses={204: None, **error_responses(404, 409)},
+        description="Deletes the version and all its files. 409, naming them, while experiments use it.",
+        tags=["datasets"],
+    )
+    def delete(self, request, dataset_id: int):
+        dataset_delete(dataset=selectors.dataset_for_user(request.user, dataset_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DatasetRetryView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: DatasetSerializer, **error_responses(404, 409, 503)},
+        description="Ingests a failed version again from its kept upload (status processing again). 409 when "
+        "it is not failed or its upload was not kept (the reason says what to do instead); 503 when the "
+        "job queue is down (the upload stays kept).",
+        tags=["datasets"],
+    )
+    def post(self, request, dataset_id: int):
+        dataset = dataset_retry(dataset=selectors.dataset_for_user(request.user, dataset_id))
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
