@@ -10,4 +10,4 @@ RUN useradd --create-home --uid 1000 transferlab && mkdir -p /data /app/var && c
     && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
 USER transferlab
 EXPOSE 8000
-CMD ["gunicorn", "webapp.wsgi:application", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4", "--timeout", "120"]
+CMD ["gunicorn", "webapp.wsgi:application", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4", "--timeout", "120", "--keep-alive", "75"]

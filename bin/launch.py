@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,35 @@ def redis_process(workdir: Path) -> Process:
     )
 
 
+# How long gunicorn keeps an idle keep-alive connection. Its default, 2 s, is shorter than the interval
+# of a client polling a job, so each poll met a closed connection (a reset when the close raced the
+# request). 75 s is also above the 60 s idle timeout common proxies and load balancers use, so that
+# they, not gunicorn, close an idle connection first.
+KEEP_ALIVE_SECONDS = 75
+
+
+def gunicorn_argv(bind: str) -> tuple[str, ...]:
+    """The web server's command line: `run` starts it, and the keep-alive test runs this very one."""
+    return (
+        PY,
+        "-m",
+        "gunicorn",
+        "webapp.wsgi:application",
+        "-b",
+        bind,
+        "-w",
+        "2",
+        "--threads",
+        "4",
+        "--timeout",
+        "120",
+        "--keep-alive",
+        str(KEEP_ALIVE_SECONDS),
+        "--access-logfile",
+        "-",
+    )
+
+
 def app_processes(*, bind: str, var: Path) -> list[Process]:
     """Workers, beat and web, in start order (the embedded Redis, when there is one, comes first)."""
     celery = (PY, "-m", "celery", "-A", "workers.celery")
@@ -102,25 +132,7 @@ def app_processes(*, bind: str, var: Path) -> list[Process]:
             (*celery, "worker", "-Q", "default", "-c", "2", "-n", "default@%h", "-l", "info", "-E"),
         ),
         Process("beat", (*celery, "beat", "-l", "info", "-s", str(var / "celerybeat-schedule"))),
-        Process(
-            "web",
-            (
-                PY,
-                "-m",
-                "gunicorn",
-                "webapp.wsgi:application",
-                "-b",
-                bind,
-                "-w",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-                "--access-logfile",
-                "-",
-            ),
-        ),
+        Process("web", gunicorn_argv(bind)),
     ]
 
 
@@ -295,10 +307,28 @@ class StopRequests:
         self.count += 1
 
 
+def make_private(var: Path) -> None:
+    """var/ holds the database (session keys, password hashes), the secret key and users' data. From
+    here on this process and every process it starts create files 0600 and folders 0700 (umask 077),
+    and whatever var/ already holds loses group and other access (older versions left the database
+    0644). Only entries that need it are changed, so a large storage folder costs one lstat a file."""
+    os.umask(0o077)
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder, dirs, files in os.walk(var):  # does not follow symlinks
+        for path in [folder, *(os.path.join(folder, name) for name in dirs + files)]:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
+                continue
+            try:
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
+            except OSError as exc:
+                sys.exit(f"{path} is open to other users and cannot be made private: {exc}")
+
+
 def run(args) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
     var = Path(os.environ.get("TL_VAR_DIR", ROOT / "var"))
-    var.mkdir(parents=True, exist_ok=True)
+    make_private(var)
     stops = StopRequests()
     supervisor = Supervisor()
     try:

@@ -86,3 +86,32 @@ def test_the_finetune_preset_starts_from_a_base_experiment_it_keeps(db, alice):
     project = make_project(alice)
     cfg = _preset_config("blog-finetune", project, make_dataset(project, n_train=2, n_val=1))
     assert cfg.weights == "imagenet"  # not set by the preset: it comes from the base model
+
+
+def _config_from(project, dataset, **changes):
+    initial = {**PRESETS["blog-finetune"]["initial"], "dataset": dataset.pk}
+    shown = ExperimentForm(initial=initial, project=project, datasets=project.datasets.all(), bases=_NO_BASES)
+    data = {**_submitted(shown), **changes}
+    form = ExperimentForm(data, project=project, datasets=project.datasets.all(), bases=_NO_BASES)
+    assert form.is_valid(), form.errors
+    return form, form.to_config()
+
+
+_NO_BASES = Experiment.objects.none()
+
+
+def test_the_forms_default_unfreeze_fits_every_backbone(db, alice):
+    project = make_project(alice)
+    dataset = make_dataset(project, n_train=2, n_val=1)
+    form, config = _config_from(project, dataset, backbone="mobilenet_v2", unfreeze="")
+    assert form.is_valid()
+    assert parse_config(config).unfreeze == ("top",)
+
+
+def test_a_field_the_mode_ignores_is_an_error_beside_it_when_changed(db, alice):
+    project = make_project(alice)
+    dataset = make_dataset(project, n_train=2, n_val=1)
+    form, config = _config_from(project, dataset, mode="scratch", head_units=64, backbone="vgg16")
+    assert not form.is_valid()
+    assert form.errors["head_units"] == ["Not used in scratch mode; leave it at its default or pick another mode."]
+    assert "head" not in config and "backbone" not in config and "unfreeze" not in config

@@ -205,3 +205,64 @@ def test_the_job_admin_lists_jobs_without_a_query_per_row(
     job = TrainingJob.objects.first()
     page = admin_client.get(reverse("admin:experiments_trainingjob_change", args=[job.pk])).content.decode()
     assert "boom" in page and "<pre" in page
+
+
+def _finished_finetune(project, dataset, alice, *, base_accuracy):
+    experiment = Experiment.objects.create(
+        project=project,
+        dataset=dataset,
+        name="Fine-tune",
+        mode="finetune",
+        backbone="vgg16",
+        config={"mode": "finetune", "epochs": 2, "image_size": [32, 32]},
+        created_by=alice,
+    )
+    base = {k: v for k, v in EVALUATION.items() if k != "confident_mistakes"}
+    TrainingJob.objects.create(
+        experiment=experiment,
+        status=Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        result={"evaluation": EVALUATION, "base_evaluation": {**base, "accuracy": base_accuracy, "model_id": 7}},
+    )
+    return experiment
+
+
+def test_a_fine_tune_that_lost_to_its_base_says_so_on_its_page_compare_and_api(client, alice, project, dataset):
+    from rest_framework.test import APIClient
+
+    from webapp.projects.tokens import api_token_create
+
+    experiment = _finished_finetune(project, dataset, alice, base_accuracy=0.788)
+    client.force_login(alice)
+    page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
+    assert "\u22123.8 points against its base (78.8% \u2192 75.0%)" in page
+    assert "fine-tuning did not improve on the base model" in page
+    compare = client.get(reverse("experiments:compare", args=[project.pk]), {"experiment": experiment.pk})
+    assert "-3.8 points (no gain)" in compare.content.decode()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice)[1]}")
+    body = api.get(f"/api/v1/experiments/{experiment.pk}/").json()
+    assert body["versus_base"] == {
+        "base_model": 7,
+        "base_accuracy": 0.788,
+        "accuracy": 0.75,
+        "points": -3.8,
+        "improved": False,
+        "summary": "\u22123.8 points against its base (78.8% \u2192 75.0%): fine-tuning did not improve on the "
+        "base model; the base model is at least as good",
+    }
+
+
+def test_a_fine_tune_that_beat_its_base_shows_the_gain(client, alice, project, dataset):
+    experiment = _finished_finetune(project, dataset, alice, base_accuracy=0.5)
+    client.force_login(alice)
+    page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
+    assert "+25.0 points against its base (50.0% \u2192 75.0%)" in page
+    assert "did not improve" not in page
+
+
+def test_a_bottleneck_experiment_has_no_base_to_compare_with(client, alice, project, experiment):
+    TrainingJob.objects.create(experiment=experiment, status=Status.SUCCEEDED, result={"evaluation": EVALUATION})
+    client.force_login(alice)
+    page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
+    assert "against its base" not in page

@@ -176,7 +176,7 @@ def test_it_cancels_feature_extraction_between_batches(two_class_dir, tmp_path):
 def test_the_frozen_prefix_cut_computes_what_the_whole_base_computes(bottleneck_run):
     import keras
 
-    from workers.ml import train as train_module
+    from workers.ml.modes import finetune as finetune_mode
     from workers.ml.backbones import set_trainable_blocks
 
     base_result, _ = bottleneck_run
@@ -184,7 +184,7 @@ def test_the_frozen_prefix_cut_computes_what_the_whole_base_computes(bottleneck_
     base, preprocess, head = loaded.get_layer("vgg16"), loaded.get_layer("preprocess"), loaded.get_layer("head")
     set_trainable_blocks(base, "vgg16", ("block5",))
     run_ = type("R", (), {"cfg": tiny_config("finetune"), "train": [0] * 30, "val": [0] * 10})()
-    split = train_module._split_frozen_prefix(run_, preprocess, base, head)
+    split = finetune_mode.split_frozen_prefix(run_, preprocess, base, head)
     assert split is not None and split.prefix.output.shape[1:] == base.get_layer("block4_pool").output.shape[1:]
     assert [w.name for w in split.net.trainable_weights if "block" in w.path] != []
     images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")

@@ -124,6 +124,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Files Django's storages write (collectstatic into var/) take the process's umask, which bin/run
+# sets to 077, instead of Django's default of 0644 for everyone (webapp serves them itself).
+FILE_UPLOAD_PERMISSIONS = None
 
 # --- Storage and ML (DESIGN §2, §3) ---
 TL_STORAGE_ROOT = Path(env_str("TL_STORAGE_ROOT", str(VAR_DIR / "storage")))

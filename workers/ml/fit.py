@@ -1,0 +1,186 @@
+"""The loop every training mode shares: a run's state, progress and cancellation, best-epoch weights.
+
+A mode module (workers/ml/modes/) builds its model and calls ``fit``; ``train.train`` drives the
+modes, evaluates, saves and checks the saved model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from workers.ml import features as feats
+from workers.ml.config import ExperimentConfig
+from workers.ml.data import Split, make_dataset
+from workers.ml.errors import Cancelled
+from workers.ml.models import compile_model, is_binary, probabilities, with_augmentation
+
+EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the base busy
+# Batches per compiled call of head training. More would cut per-step Python overhead on the
+# millisecond steps of a head, but batch callbacks then fire once per call, and the contract
+# is that should_stop is polled after every batch (a stop ends training within one batch).
+HEAD_STEPS_PER_EXECUTION = 1
+
+
+@dataclass
+class Progress:
+    """One progress report; ``fraction`` covers the whole job (0..1)."""
+
+    phase: str  # "extracting" | "training" | "evaluating"
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    fraction: float
+    logs: dict = field(default_factory=dict)  # per-epoch metrics when an epoch ends
+
+
+@dataclass
+class Run:
+    """One training run: its config, data and the caller's callables."""
+
+    cfg: ExperimentConfig
+    dataset_dir: Path
+    class_names: list[str]
+    train: Split
+    val: Split
+    on_progress: Callable
+    should_stop: Callable
+    base_info: dict | None = None  # finetune: the base model's model.json
+    timings: dict = field(default_factory=lambda: {"feature_extraction_s": 0.0, "training_s": 0.0, "cache_hit": False})
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def binary(self) -> bool:
+        return is_binary(self.n_classes)
+
+    def targets(self, split: Split) -> np.ndarray:
+        if self.binary:
+            return split.labels.astype(np.float32).reshape(-1, 1)
+        return split.labels
+
+
+class Monitor(keras.callbacks.Callback):
+    """Progress, cancellation, history and best-epoch weights in one callback."""
+
+    def __init__(self, run: Run, batches: int, start: float, end: float):
+        super().__init__()
+        self.run, self.batches, self.start, self.end = run, batches, start, end
+        self.epochs = run.cfg.epochs
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_weights = None
+
+    def _check_stop(self):
+        if self.run.should_stop():
+            self.model.stop_training = True
+            # Raising here ends fit() at once instead of after a validation pass.
+            raise Cancelled("training was cancelled")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._check_stop()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._check_stop()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _fraction(self, batches_done: int) -> float:
+        share = batches_done / max(1, self.epochs * self.batches)
+        return self.start + (self.end - self.start) * min(1.0, share)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution Keras may report an end step past the epoch's last batch.
+        batch = min(batch + 1, self.batches)
+        done = self.epoch * self.batches + batch
+        self.run.on_progress(
+            Progress("training", self.epoch + 1, self.epochs, batch, self.batches, self._fraction(done), {})
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = float(logs[key]) if key in logs else None
+        self.history.append(row)
+        val_loss = row["val_loss"]
+        if val_loss is not None and not math.isnan(val_loss) and val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, epoch + 1
+            self.best_weights = self.model.get_weights()
+        elif self.best_weights is None and epoch == 0:
+            self.best_epoch, self.best_weights = 1, self.model.get_weights()
+        self.run.on_progress(
+            Progress(
+                "training",
+                epoch + 1,
+                self.epochs,
+                self.batches,
+                self.batches,
+                self._fraction((epoch + 1) * self.batches),
+                dict(row),
+            )
+        )
+
+    def on_train_end(self, logs=None):
+        # Evaluation and the saved model use the best epoch, with or without early stopping.
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def fit(run: Run, model, x, y=None, *, validation_data, batches: int, start: float, end: float) -> Monitor:
+    monitor = Monitor(run, batches, start, end)
+    callbacks = [monitor]
+    if run.cfg.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=run.cfg.early_stopping_patience))
+    started = time.perf_counter()
+    # Arrays are shuffled by fit; datasets are shuffled (seeded) by the pipeline itself.
+    kwargs = {"batch_size": run.cfg.batch_size, "shuffle": y is not None}
+    if y is None:
+        del kwargs["batch_size"]
+    model.fit(x, y, epochs=run.cfg.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0, **kwargs)
+    run.timings["training_s"] = time.perf_counter() - started
+    if run.should_stop():  # asked during the very last batch's callbacks
+        raise Cancelled("training was cancelled")
+    return monitor
+
+
+def predict_batches(model, batches) -> np.ndarray:
+    """Outputs of ``model(x, training=False)`` over an iterable of input batches."""
+    return np.concatenate([np.asarray(model(x, training=False)) for x in batches])
+
+
+def image_fit(run: Run, model, augmentation, *, baseline: bool = False):
+    """Fit ``model`` behind the training-only ``augmentation`` on image batches.
+
+    Returns the monitor, the validation probabilities of the trained ``model`` and, with
+    ``baseline``, those of ``model`` before its first step (None otherwise).
+    """
+    cfg = run.cfg
+    train_ds = make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary)
+    val_ds = make_dataset(run.val, cfg.image_size, cfg.batch_size, binary=run.binary)
+    val_images = make_dataset(run.val, cfg.image_size, cfg.batch_size, with_labels=False)
+    before = probabilities(predict_batches(model, val_images)) if baseline else None
+    training = with_augmentation(model, augmentation)
+    compile_model(training, cfg, run.n_classes)
+    monitor = fit(
+        run,
+        training,
+        train_ds,
+        validation_data=val_ds,
+        batches=feats.num_batches(len(run.train), cfg.batch_size),
+        start=0.0,
+        end=0.95,
+    )
+    return monitor, probabilities(predict_batches(model, val_images)), before

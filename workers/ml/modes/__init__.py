@@ -1,0 +1,1 @@
+"""One module per training mode, each around the shared loop in ``workers.ml.fit``."""
