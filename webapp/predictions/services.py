@@ -143,7 +143,7 @@ def prediction_log_create(
         project=project, model=model, image_count=image_count, latency_ms=latency_ms, status_code=status_code
     )
     if project.store_predictions and images:
-        folder = storage.storage_root() / "predictions" / str(project.pk) / f"{entry.created_at:%Y-%m-%d}"
+        folder = storage.predictions_dir(project.pk) / f"{entry.created_at:%Y-%m-%d}"
         for index, image in enumerate(images):
             storage.atomic_write_bytes(folder / f"{entry.pk}-{index}.{image.extension}", image.data)
     return entry
