@@ -176,8 +176,8 @@ def test_it_cancels_feature_extraction_between_batches(two_class_dir, tmp_path):
 def test_the_frozen_prefix_cut_computes_what_the_whole_base_computes(bottleneck_run):
     import keras
 
-    from workers.ml.modes import finetune as finetune_mode
     from workers.ml.backbones import set_trainable_blocks
+    from workers.ml.modes import finetune as finetune_mode
 
     base_result, _ = bottleneck_run
     loaded = load_verified_model(base_result.model_dir, None)

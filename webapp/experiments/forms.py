@@ -1,4 +1,5 @@
-"""The new-experiment form: one field per config option (DESIGN §5), turned into the config dict.
+"""The new-experiment form: its config fields are built from the option declarations
+(workers/ml/options.py), so ranges, defaults and help texts are those the engine validates with.
 
 Validation of values is the engine's (`parse_config`, via the service); the form only parses
 types, so the rules live in one place and errors come back named by config key.
@@ -8,28 +9,11 @@ import math
 
 from django import forms
 
-from workers.ml.config import BACKBONE_SPECS, FILL_MODES, MODE_KEYS, MODES, OPTIMIZERS
+from workers.ml.config import MODE_KEYS
+from workers.ml.options import OPTIONS, Option, option, section_options
 
-AUGMENTATION_FIELDS = {
-    "rotation_range": "Degrees, 0-360: images are rotated by a random angle in ±this.",
-    "width_shift_range": "Fraction of the width, 0-1: random horizontal shift.",
-    "height_shift_range": "Fraction of the height, 0-1: random vertical shift.",
-    "shear_range": "Degrees, 0-80: random shear angle, converted for Keras. Keras 1 and 2 took radians: "
-    "the blog's shear_range=0.2 is 11.46 degrees.",
-    "zoom_range": "0-1: random zoom in [1-z, 1+z].",
-    "channel_shift_range": "0-255: random shift of each colour channel's intensity.",
-    "fill_mode": "How pixels outside the shifted or rotated image are filled.",
-    "cval": "Fill value when fill mode is 'constant'.",
-    "horizontal_flip": "Randomly mirror images left-right.",
-    "vertical_flip": "Randomly flip images upside down.",
-    "rescale": "Multiply pixels by this (e.g. 0.00392 for 1/255). Scratch mode only: pretrained "
-    "backbones preprocess raw 0-255 pixels themselves.",
-    "featurewise_center": "Subtract the training set's mean pixel (scratch mode only).",
-    "featurewise_std_normalization": "Divide by the training set's std (scratch mode only).",
-    "samplewise_center": "Subtract each image's own mean (scratch mode only).",
-    "samplewise_std_normalization": "Divide each image by its own std (scratch mode only).",
-}
-_AUG_BOOLEANS = {k for k in AUGMENTATION_FIELDS if k.endswith(("_flip", "_center", "_normalization"))}
+# Form field name -> the augmentation option it edits (the preview and the template use them).
+AUGMENTATION_FIELDS = {o.field_name: o.help for o in section_options("augmentation")}
 
 # The blog's scripts as published (Keras 1): classifier_from_little_data_script_1.py (small
 # convnet), _2.py (bottleneck features) and _3.py (fine-tuning). Its ImageDataGenerator took
@@ -88,89 +72,61 @@ PRESETS = {
 }
 
 # Config keys (as ConfigError names them) to the form field that shows the error.
-_ERROR_FIELDS = {
-    "image_size": "image_height",
-    "head.units": "head_units",
-    "head.dropout": "head_dropout",
-    "head.pooling": "head_pooling",
-    "head.normalize": "head_normalize",
-    "early_stopping.patience": "early_stopping_patience",
-    "config": None,
-}
+_ERROR_FIELDS = {o.key: o.field_name for o in OPTIONS if o.section in ("head", "early_stopping")}
+_ERROR_FIELDS.update({"image_size": "image_height", "config": None})
 
 
 def _choices(values):
     return [(v, v) for v in values]
 
 
+def _help(opt: Option) -> str:
+    """The declared help, led by the unit and the range where they say something."""
+    lead = []
+    if opt.unit:
+        lead.append(opt.unit[0].upper() + opt.unit[1:])
+    if opt.kind in ("int", "number") and opt.lo is not None and abs(opt.hi) < 1e5:
+        lead.append(opt.bounds_text())
+    return f"{', '.join(lead)}: {opt.help}" if lead else opt.help
+
+
+def config_field(opt: Option) -> forms.Field:
+    """The form field of one declared option (types only: the engine checks values)."""
+    common = {"help_text": _help(opt), "label": opt.label or None}
+    if opt.kind == "bool":
+        return forms.BooleanField(required=False, initial=opt.default, **common)
+    if opt.kind == "choice":
+        return forms.ChoiceField(choices=_choices(opt.choices), initial=opt.default, **common)
+    if opt.kind == "int":
+        return forms.IntegerField(required=not opt.nullable, initial=opt.default, **common)
+    # number, and zoom as one number (the API also takes a [low, high] pair)
+    return forms.FloatField(required=not opt.nullable, initial=opt.default, **common)
+
+
 class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=120)
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     dataset = forms.ModelChoiceField(queryset=None, help_text="A ready dataset version of this project.")
-    mode = forms.ChoiceField(
-        choices=_choices(MODES),
-        help_text="bottleneck: train a head on cached features of a "
-        "frozen base; finetune: continue a bottleneck model with its top blocks unfrozen; "
-        "scratch: a small convnet, no pretrained base.",
-    )
-    backbone = forms.ChoiceField(choices=_choices(BACKBONE_SPECS), initial="vgg16")
-    weights = forms.ChoiceField(
-        choices=_choices(["imagenet", "none"]),
-        initial="imagenet",
-        help_text="imagenet: pretrained (from TL_WEIGHTS_DIR or downloaded); none: random.",
-    )
-    image_height = forms.IntegerField(initial=150, help_text="Pixels; every image is resized to this (min 32).")
+    image_height = forms.IntegerField(initial=150, help_text=_help(option("image_size")))
     image_width = forms.IntegerField(initial=150)
-    epochs = forms.IntegerField(initial=50)
-    batch_size = forms.IntegerField(initial=16)
-    learning_rate = forms.FloatField(initial=1e-3)
-    optimizer = forms.ChoiceField(choices=_choices(OPTIMIZERS), initial="rmsprop")
-    momentum = forms.FloatField(initial=0.9, help_text="SGD only.")
-    seed = forms.IntegerField(initial=1337, help_text="Same seed, same data and settings: same result.")
-    head_units = forms.IntegerField(initial=256, label="Head units")
-    head_dropout = forms.FloatField(initial=0.5, label="Head dropout")
-    head_pooling = forms.ChoiceField(
-        choices=_choices(["flatten", "avg"]),
-        initial="flatten",
-        help_text="flatten is the blog's; avg (global average) has far fewer weights.",
-    )
-    head_normalize = forms.BooleanField(
-        initial=True,
-        required=False,
-        label="Normalise features before the head",
-        help_text="Recommended: raw VGG16 features are large and heavy-tailed.",
-    )
     base_experiment = forms.ModelChoiceField(
-        queryset=None,
-        required=False,
-        help_text="Finetune only: a succeeded bottleneck experiment on the same dataset, backbone and image size.",
+        queryset=None, required=False, help_text="Finetune only: " + option("base_experiment").help
     )
     unfreeze = forms.CharField(
-        required=False,
-        initial="",
-        help_text="Finetune only: comma-separated blocks to train (vgg16: block1-block5; mobilenet_v2: stem, "
-        "block_1-block_16, top). Empty: the backbone's last block (vgg16 block5, mobilenet_v2 top).",
+        required=False, initial="", help_text="Finetune only, comma-separated: " + option("unfreeze").help
     )
-    early_stopping_patience = forms.IntegerField(
-        required=False,
-        help_text="Stop after this many epochs without a better validation loss; the best epoch is kept. Empty: off.",
-    )
+
+    # Options with a field of their own kind above; every other declared option gets config_field().
+    _SPECIAL = ("image_size", "base_experiment", "unfreeze")
 
     def __init__(self, *args, project, datasets, bases, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
         self.fields["dataset"].queryset = datasets
         self.fields["base_experiment"].queryset = bases
-        for key, help_text in AUGMENTATION_FIELDS.items():
-            if key in _AUG_BOOLEANS:
-                field = forms.BooleanField(required=False, help_text=help_text)
-            elif key == "fill_mode":
-                field = forms.ChoiceField(choices=_choices(FILL_MODES), initial="nearest", help_text=help_text)
-            elif key == "rescale":
-                field = forms.FloatField(required=False, help_text=help_text)
-            else:
-                field = forms.FloatField(initial=0.0, help_text=help_text)
-            self.fields[key] = field
+        for opt in OPTIONS:
+            if opt.key not in self._SPECIAL:
+                self.fields[opt.field_name] = config_field(opt)
 
     def experiment_fields(self):
         names = ["name", "notes", "dataset", "mode", "backbone", "weights", "base_experiment", "unfreeze"]

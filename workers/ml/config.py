@@ -10,11 +10,18 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from workers.ml.errors import ConfigError
-
-MODES = ("bottleneck", "finetune", "scratch")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
-FILL_MODES = ("nearest", "reflect", "wrap", "constant")
-POOLINGS = ("flatten", "avg")
+from workers.ml.options import (  # noqa: F401  (re-exported: callers import the vocabulary from here)
+    FILL_MODES,
+    MODES,
+    OPTIMIZERS,
+    POOLINGS,
+    WEIGHTS,
+    Option,
+    mode_keys,
+    option,
+    section_options,
+    top_level_keys,
+)
 
 # Layer-name prefixes per unfreezable block. Kept here (not in backbones.py) so config
 # validation can check block names without importing Keras.
@@ -26,34 +33,31 @@ BACKBONE_SPECS = {
     "mobilenet_v2": {"min_size": 32, "blocks": _MOBILENET_BLOCKS},
 }
 
-# Per-mode defaults: the blog's choices, except that fine-tuning uses the slow SGD it
-# recommends so the pretrained features are not wrecked by large updates.
-MODE_DEFAULTS = {
-    "bottleneck": {"optimizer": "rmsprop", "learning_rate": 1e-3, "epochs": 50},
-    "finetune": {"optimizer": "sgd", "learning_rate": 1e-4, "epochs": 20},
-    "scratch": {"optimizer": "rmsprop", "learning_rate": 1e-3, "epochs": 50},
-}
+
+def _d(key: str):
+    """The declared default of ``key`` (options.py is its one home)."""
+    return option(key).default
 
 
 @dataclass(frozen=True)
 class AugmentationConfig:
     """ImageDataGenerator's options, with its names and units (DESIGN §5)."""
 
-    rotation_range: float = 0.0  # degrees
-    width_shift_range: float = 0.0  # fraction of width
-    height_shift_range: float = 0.0  # fraction of height
-    shear_range: float = 0.0  # degrees
-    zoom_range: float | tuple[float, float] = 0.0  # scale in [1-z, 1+z] or [lo, hi]
-    channel_shift_range: float = 0.0  # 0-255 intensity units
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    rescale: float | None = None
-    featurewise_center: bool = False
-    featurewise_std_normalization: bool = False
-    samplewise_center: bool = False
-    samplewise_std_normalization: bool = False
+    rotation_range: float = _d("augmentation.rotation_range")  # degrees
+    width_shift_range: float = _d("augmentation.width_shift_range")  # fraction of width
+    height_shift_range: float = _d("augmentation.height_shift_range")  # fraction of height
+    shear_range: float = _d("augmentation.shear_range")  # degrees
+    zoom_range: float | tuple[float, float] = _d("augmentation.zoom_range")  # scale in [1-z, 1+z] or [lo, hi]
+    channel_shift_range: float = _d("augmentation.channel_shift_range")  # 0-255 intensity units
+    fill_mode: str = _d("augmentation.fill_mode")
+    cval: float = _d("augmentation.cval")
+    horizontal_flip: bool = _d("augmentation.horizontal_flip")
+    vertical_flip: bool = _d("augmentation.vertical_flip")
+    rescale: float | None = _d("augmentation.rescale")
+    featurewise_center: bool = _d("augmentation.featurewise_center")
+    featurewise_std_normalization: bool = _d("augmentation.featurewise_std_normalization")
+    samplewise_center: bool = _d("augmentation.samplewise_center")
+    samplewise_std_normalization: bool = _d("augmentation.samplewise_std_normalization")
 
     @property
     def zoom_bounds(self) -> tuple[float, float]:
@@ -92,10 +96,10 @@ class AugmentationConfig:
 class HeadConfig:
     """Classifier head on top of the backbone."""
 
-    units: int = 256
-    dropout: float = 0.5
-    pooling: str = "flatten"  # the blog's Flatten, or "avg" global average pooling
-    normalize: bool = True  # standardise features first (DESIGN §7: raw VGG16 features)
+    units: int = _d("head.units")
+    dropout: float = _d("head.dropout")
+    pooling: str = _d("head.pooling")  # the blog's Flatten, or "avg" global average pooling
+    normalize: bool = _d("head.normalize")  # standardise features first (DESIGN §7: raw VGG16 features)
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,15 @@ class ExperimentConfig:
     """A validated experiment; build it with ``parse_config``."""
 
     mode: str
-    backbone: str = "vgg16"
-    weights: str = "imagenet"
-    image_size: tuple[int, int] = (150, 150)
-    epochs: int = 50
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    optimizer: str = "rmsprop"
-    momentum: float = 0.9  # used by sgd only
-    seed: int = 1337
+    backbone: str = _d("backbone")
+    weights: str = _d("weights")
+    image_size: tuple[int, int] = _d("image_size")
+    epochs: int = _d("epochs")
+    batch_size: int = _d("batch_size")
+    learning_rate: float = _d("learning_rate")
+    optimizer: str = _d("optimizer")
+    momentum: float = _d("momentum")  # used by sgd only
+    seed: int = _d("seed")
     head: HeadConfig = field(default_factory=HeadConfig)
     unfreeze: tuple[str, ...] = ("block5",)
     early_stopping_patience: int | None = None
@@ -121,8 +125,7 @@ class ExperimentConfig:
 # --- parsing helpers -------------------------------------------------------------------
 
 
-def _number(data, key, path, default, lo, hi, *, integer=False, lo_open=False, hi_open=False):
-    value = data.get(key, default)
+def _number(value, path, lo, hi, *, integer=False, lo_open=False, hi_open=False):
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
         raise ConfigError(path, f"must be {'an integer' if integer else 'a number'}")
@@ -134,18 +137,24 @@ def _number(data, key, path, default, lo, hi, *, integer=False, lo_open=False, h
     return int(value) if integer else float(value)
 
 
-def _choice(data, key, path, default, choices):
-    value = data.get(key, default)
-    if value not in choices:
-        raise ConfigError(path, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _bool(data, key, path, default):
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(path, "must be true or false")
-    return value
+def _value(data: dict, opt: Option, mode: str | None = None):
+    """``data``'s value for ``opt`` (keyed by its name in its section), checked against the declaration."""
+    value = data.get(opt.name, opt.default_for(mode) if mode else opt.default)
+    if value is None and opt.nullable:
+        return None
+    if opt.kind in ("int", "number"):
+        return _number(
+            value, opt.key, opt.lo, opt.hi, integer=opt.kind == "int", lo_open=opt.lo_open, hi_open=opt.hi_open
+        )
+    if opt.kind == "choice":
+        if value not in opt.choices:
+            raise ConfigError(opt.key, f"must be one of {', '.join(opt.choices)}, got {value!r}")
+        return value
+    if opt.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(opt.key, "must be true or false")
+        return value
+    raise ValueError(f"{opt.key}: no plain reader for kind {opt.kind!r}")
 
 
 def _reject_unknown(data, allowed, prefix=""):
@@ -157,25 +166,9 @@ def _reject_unknown(data, allowed, prefix=""):
 
 
 _AUG_FIELDS = tuple(AugmentationConfig.__dataclass_fields__)
-# Top-level keys each mode reads; any other key would be silently ignored, so it is refused.
-# A fine-tune continues its base model: the base fixes the head and the backbone's weights.
-_COMMON_KEYS = (
-    "mode",
-    "image_size",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "optimizer",
-    "momentum",
-    "seed",
-    "early_stopping",
-    "augmentation",
-)
-MODE_KEYS = {
-    "bottleneck": (*_COMMON_KEYS, "backbone", "weights", "head"),
-    "finetune": (*_COMMON_KEYS, "backbone", "unfreeze", "base_experiment"),
-    "scratch": _COMMON_KEYS,
-}
+# Top-level keys each mode reads (options.py says which); any other key would be silently
+# ignored, so it is refused. A fine-tune continues its base: the base fixes head and weights.
+MODE_KEYS = {mode: mode_keys(mode) for mode in MODES}
 _UNUSED_BECAUSE = {
     "head": "the {mode} model has no configurable head",
     "backbone": "scratch mode trains the small convnet, no backbone",
@@ -197,36 +190,22 @@ def _refuse_unused(data: dict, mode: str) -> None:
             raise ConfigError(key, f"not used in {mode} mode ({reason}); remove it")
 
 
-_TOP_KEYS = (
-    "mode",
-    "backbone",
-    "weights",
-    "image_size",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "optimizer",
-    "momentum",
-    "seed",
-    "head",
-    "unfreeze",
-    "early_stopping",
-    "augmentation",
-    "base_experiment",  # the platform resolves it to base_model_dir; ignored here
-)
+_TOP_KEYS = top_level_keys()
 
 
-def _parse_zoom(value, path):
+# A [low, high] zoom scale: both above 0 (a scale of 0 is no image), at most 10x out.
+ZOOM_PAIR_BOUNDS = (0, 10)
+
+
+def _parse_zoom(value, opt: Option):
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise ConfigError(path, "must be a number or a pair [low, high]")
-        pair = {"lo": value[0], "hi": value[1]}
-        lo = _number(pair, "lo", path, 0, 0, 10, lo_open=True)
-        hi = _number(pair, "hi", path, 0, 0, 10, lo_open=True)
+            raise ConfigError(opt.key, "must be a number or a pair [low, high]")
+        lo, hi = (_number(v, opt.key, *ZOOM_PAIR_BOUNDS, lo_open=True) for v in value)
         if lo > hi:
-            raise ConfigError(path, "low must not exceed high")
+            raise ConfigError(opt.key, "low must not exceed high")
         return (lo, hi)
-    return _number({"z": value}, "z", path, 0, 0, 1, hi_open=True)
+    return _number(value, opt.key, opt.lo, opt.hi, lo_open=opt.lo_open, hi_open=opt.hi_open)
 
 
 def parse_augmentation(data: dict | None, mode: str) -> AugmentationConfig:
@@ -241,33 +220,14 @@ def parse_augmentation(data: dict | None, mode: str) -> AugmentationConfig:
             "it and it does not scale to full-size images); remove it",
         )
     _reject_unknown(data, _AUG_FIELDS, p)
-    rescale = data.get("rescale")
-    if rescale is not None:
-        rescale = _number(data, "rescale", p + "rescale", None, -1e6, 1e6)
-        if rescale == 0:
-            raise ConfigError(p + "rescale", "must not be 0")
-    aug = AugmentationConfig(
-        rotation_range=_number(data, "rotation_range", p + "rotation_range", 0.0, 0, 360),
-        width_shift_range=_number(data, "width_shift_range", p + "width_shift_range", 0.0, 0, 1, hi_open=True),
-        height_shift_range=_number(data, "height_shift_range", p + "height_shift_range", 0.0, 0, 1, hi_open=True),
-        # tan() of the angle is what Keras' RandomShear takes; 80° keeps it finite and sane.
-        shear_range=_number(data, "shear_range", p + "shear_range", 0.0, 0, 80),
-        zoom_range=_parse_zoom(data.get("zoom_range", 0.0), p + "zoom_range"),
-        channel_shift_range=_number(data, "channel_shift_range", p + "channel_shift_range", 0.0, 0, 255),
-        fill_mode=_choice(data, "fill_mode", p + "fill_mode", "nearest", FILL_MODES),
-        cval=_number(data, "cval", p + "cval", 0.0, -1e6, 1e6),
-        horizontal_flip=_bool(data, "horizontal_flip", p + "horizontal_flip", False),
-        vertical_flip=_bool(data, "vertical_flip", p + "vertical_flip", False),
-        rescale=rescale,
-        featurewise_center=_bool(data, "featurewise_center", p + "featurewise_center", False),
-        featurewise_std_normalization=_bool(
-            data, "featurewise_std_normalization", p + "featurewise_std_normalization", False
-        ),
-        samplewise_center=_bool(data, "samplewise_center", p + "samplewise_center", False),
-        samplewise_std_normalization=_bool(
-            data, "samplewise_std_normalization", p + "samplewise_std_normalization", False
-        ),
-    )
+    values = {}
+    for opt in section_options("augmentation"):
+        values[opt.name] = (
+            _parse_zoom(data.get(opt.name, opt.default), opt) if opt.kind == "zoom" else _value(data, opt)
+        )
+    if values["rescale"] == 0:
+        raise ConfigError(p + "rescale", "must not be 0")
+    aug = AugmentationConfig(**values)
     if mode != "scratch":
         # A pretrained backbone expects raw 0-255 pixels through its own preprocess_input;
         # rescaling or standardising in front of it measured at chance level (DESIGN §7).
@@ -297,25 +257,18 @@ def parse_augmentation(data: dict | None, mode: str) -> AugmentationConfig:
 
 def _parse_head(data: dict | None) -> HeadConfig:
     data = {} if data is None else data
-    _reject_unknown(data, ("units", "dropout", "pooling", "normalize"), "head.")
-    return HeadConfig(
-        units=_number(data, "units", "head.units", 256, 1, 8192, integer=True),
-        dropout=_number(data, "dropout", "head.dropout", 0.5, 0, 1, hi_open=True),
-        pooling=_choice(data, "pooling", "head.pooling", "flatten", POOLINGS),
-        normalize=_bool(data, "normalize", "head.normalize", True),
-    )
+    options = section_options("head")
+    _reject_unknown(data, tuple(o.name for o in options), "head.")
+    return HeadConfig(**{o.name: _value(data, o) for o in options})
 
 
 def _parse_image_size(value, min_size):
+    opt = option("image_size")
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value, value]
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ConfigError("image_size", "must be [height, width]")
-    pair = {"height": value[0], "width": value[1]}
-    return (
-        _number(pair, "height", "image_size", 0, min_size, 1024, integer=True),
-        _number(pair, "width", "image_size", 0, min_size, 1024, integer=True),
-    )
+        raise ConfigError(opt.key, "must be [height, width]")
+    return tuple(_number(v, opt.key, max(min_size, opt.lo), opt.hi, integer=True) for v in value)
 
 
 def parse_config(data: dict) -> ExperimentConfig:
@@ -328,12 +281,11 @@ def parse_config(data: dict) -> ExperimentConfig:
     _reject_unknown(data, _TOP_KEYS)
     if "mode" not in data:
         raise ConfigError("mode", f"is required (one of {', '.join(MODES)})")
-    mode = _choice(data, "mode", "mode", None, MODES)
+    mode = _value(data, option("mode"))
     _refuse_unused(data, mode)
-    defaults = MODE_DEFAULTS[mode]
-    backbone = _choice(data, "backbone", "backbone", "vgg16", tuple(BACKBONE_SPECS))
+    backbone = _value(data, option("backbone"))
     spec = BACKBONE_SPECS[backbone]
-    unfreeze = data.get("unfreeze", ["block5"] if backbone == "vgg16" else ["top"])
+    unfreeze = data.get("unfreeze") or (["block5"] if backbone == "vgg16" else ["top"])
     if isinstance(unfreeze, str):
         unfreeze = [unfreeze]
     if not isinstance(unfreeze, (list, tuple)) or not all(isinstance(u, str) for u in unfreeze):
@@ -341,30 +293,27 @@ def parse_config(data: dict) -> ExperimentConfig:
     for name in unfreeze:
         if name not in spec["blocks"]:
             raise ConfigError("unfreeze", f"unknown block {name!r} for {backbone}; one of {', '.join(spec['blocks'])}")
-    optimizer = _choice(data, "optimizer", "optimizer", defaults["optimizer"], OPTIMIZERS)
+    optimizer = _value(data, option("optimizer"), mode)
     if "momentum" in data and optimizer != "sgd":
         raise ConfigError("momentum", f"only the sgd optimizer uses momentum (this config uses {optimizer}); remove it")
     early = data.get("early_stopping")
     patience = None
     if early is not None:
         _reject_unknown(early, ("patience",), "early_stopping.")
-        if early.get("patience") is not None:
-            patience = _number(early, "patience", "early_stopping.patience", 0, 1, 1000, integer=True)
+        patience = _value(early, option("early_stopping.patience"))
+    plain = {key: _value(data, option(key), mode) for key in ("weights", "epochs", "batch_size", "learning_rate")}
     return ExperimentConfig(
         mode=mode,
         backbone=backbone,
-        weights=_choice(data, "weights", "weights", "imagenet", ("imagenet", "none")),
-        image_size=_parse_image_size(data.get("image_size", [150, 150]), spec["min_size"]),
-        epochs=_number(data, "epochs", "epochs", defaults["epochs"], 1, 1000, integer=True),
-        batch_size=_number(data, "batch_size", "batch_size", 16, 1, 1024, integer=True),
-        learning_rate=_number(data, "learning_rate", "learning_rate", defaults["learning_rate"], 0, 1, lo_open=True),
+        image_size=_parse_image_size(data.get("image_size", option("image_size").default), spec["min_size"]),
         optimizer=optimizer,
-        momentum=_number(data, "momentum", "momentum", 0.9, 0, 1, hi_open=True),
-        seed=_number(data, "seed", "seed", 1337, 0, 2**31 - 1, integer=True),
+        momentum=_value(data, option("momentum")),
+        seed=_value(data, option("seed")),
         head=_parse_head(data.get("head")),
         unfreeze=tuple(unfreeze),
         early_stopping_patience=patience,
         augmentation=parse_augmentation(data.get("augmentation"), mode),
+        **plain,
     )
 
 

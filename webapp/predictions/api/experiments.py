@@ -12,7 +12,8 @@ from webapp.experiments import selectors, services
 from webapp.experiments.models import Experiment
 from webapp.projects.models import Dataset
 from webapp.projects.selectors import project_for_user
-from workers.ml.config import BACKBONE_SPECS, FILL_MODES, MODES, OPTIMIZERS, POOLINGS
+from workers.ml.config import ZOOM_PAIR_BOUNDS
+from workers.ml.options import MODES, OPTIONS, Option, section_options
 
 from .common import (
     StrictCharField,
@@ -26,84 +27,61 @@ from .errors import error_responses
 from .parsers import BoundedJSONParser
 from .trained_models import TrainedModelSerializer
 
-# --- the request body: DESIGN §5, documented here, validated by the engine's parse_config ------
+# --- the request body: built from the option declarations the engine validates with -------------
 
 
-_INT_OR_PAIR = {
-    "oneOf": [
-        {"type": "integer", "minimum": 32, "maximum": 1024},
-        {"type": "array", "items": {"type": "integer", "minimum": 32, "maximum": 1024}, "minItems": 2, "maxItems": 2},
-    ],
-    "description": "[height, width] in pixels, or one number for a square.",
-}
-_ZOOM = {
-    "oneOf": [
-        {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
-        {"type": "array", "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 10},
-         "minItems": 2, "maxItems": 2},
-    ],
-    "description": "Scale range [1-z, 1+z], or [low, high].",
-}  # fmt: skip
-_BLOCKS = {
-    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-    "description": 'Conv blocks fine-tuning trains, e.g. "block5" or ["block4", "block5"].',
-}
+def _option_schema(opt: Option) -> dict:
+    """JSON schema of one declared option, for the kinds DRF fields cannot state."""
+    if opt.kind == "size":
+        side = {"type": "integer", "minimum": opt.lo, "maximum": opt.hi}
+        return {"oneOf": [side, {"type": "array", "items": side, "minItems": 2, "maxItems": 2}]}
+    if opt.kind == "zoom":
+        pair = {"type": "number", "minimum": ZOOM_PAIR_BOUNDS[0], "exclusiveMinimum": True,
+                "maximum": ZOOM_PAIR_BOUNDS[1]}  # fmt: skip
+        single = {"type": "number", "minimum": opt.lo, "maximum": opt.hi, "exclusiveMaximum": opt.hi_open}
+        return {"oneOf": [single, {"type": "array", "items": pair, "minItems": 2, "maxItems": 2}]}
+    return {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}  # blocks
 
 
-class HeadSerializer(serializers.Serializer):
-    units = serializers.IntegerField(required=False, min_value=1, max_value=8192)
-    dropout = number_range(0, 1, hi_open=True)
-    pooling = serializers.ChoiceField(POOLINGS, required=False)
-    normalize = serializers.BooleanField(required=False, help_text="Standardise backbone features first.")
+def _option_field(opt: Option) -> serializers.Field:
+    modes = "" if set(opt.modes) == set(MODES) else f" Modes: {', '.join(opt.modes)}."
+    text = f"{opt.help}{f' Unit: {opt.unit}.' if opt.unit else ''}{modes}"
+    if opt.kind == "int":
+        return serializers.IntegerField(
+            required=opt.key == "mode", min_value=opt.lo, max_value=opt.hi, allow_null=opt.nullable, help_text=text
+        )
+    if opt.kind == "number":
+        return number_range(
+            opt.lo, opt.hi, lo_open=opt.lo_open, hi_open=opt.hi_open, nullable=opt.nullable, help_text=text
+        )
+    if opt.kind == "bool":
+        return serializers.BooleanField(required=False, help_text=text)
+    if opt.kind == "choice":
+        return serializers.ChoiceField(opt.choices, required=opt.key == "mode", help_text=text)
+    if opt.kind == "id":
+        return serializers.IntegerField(required=False, allow_null=True, help_text=text)
+    return documented_json({**_option_schema(opt), "description": text})
 
 
-class EarlyStoppingSerializer(serializers.Serializer):
-    patience = serializers.IntegerField(required=False, min_value=1, max_value=1000, allow_null=True)
+def _section_serializer(section: str) -> type[serializers.Serializer]:
+    fields = {o.name: _option_field(o) for o in section_options(section)}
+    name = "".join(part.title() for part in section.split("_")) + "ConfigSerializer"
+    return type(name, (serializers.Serializer,), fields)
 
 
-class AugmentationSerializer(serializers.Serializer):
-    """ImageDataGenerator's option names and units; random transforms need finetune or scratch mode."""
-
-    rotation_range = number_range(0, 360, help_text="Degrees.")
-    width_shift_range = number_range(0, 1, hi_open=True, help_text="Fraction of the width.")
-    height_shift_range = number_range(0, 1, hi_open=True, help_text="Fraction of the height.")
-    shear_range = number_range(0, 80, help_text="Degrees.")
-    zoom_range = documented_json(_ZOOM)
-    channel_shift_range = number_range(0, 255)
-    fill_mode = serializers.ChoiceField(FILL_MODES, required=False)
-    cval = number_range(-1e6, 1e6)
-    horizontal_flip = serializers.BooleanField(required=False)
-    vertical_flip = serializers.BooleanField(required=False)
-    rescale = number_range(-1e6, 1e6, nullable=True, help_text="Not 0. Scratch mode only.")
-    featurewise_center = serializers.BooleanField(required=False)
-    featurewise_std_normalization = serializers.BooleanField(required=False)
-    samplewise_center = serializers.BooleanField(required=False)
-    samplewise_std_normalization = serializers.BooleanField(required=False)
-
-
-class ExperimentCreateSerializer(serializers.Serializer):
-    """Documents the body; `parse_config` (workers.ml.config) is what validates it."""
-
-    dataset = serializers.IntegerField(help_text="A ready dataset of this project.")
-    name = serializers.CharField(required=False, max_length=120, help_text="Defaults to the mode and dataset.")
-    notes = serializers.CharField(required=False, allow_blank=True)
-    mode = serializers.ChoiceField(MODES)
-    backbone = serializers.ChoiceField(tuple(BACKBONE_SPECS), required=False)
-    weights = serializers.ChoiceField(["imagenet", "none"], required=False)
-    image_size = documented_json(_INT_OR_PAIR)
-    epochs = serializers.IntegerField(required=False, min_value=1, max_value=1000)
-    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=1024)
-    learning_rate = number_range(0, 1, lo_open=True)
-    optimizer = serializers.ChoiceField(OPTIMIZERS, required=False)
-    momentum = number_range(0, 1, hi_open=True, help_text="SGD only.")
-    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    head = HeadSerializer(required=False)
-    unfreeze = documented_json(_BLOCKS)
-    early_stopping = EarlyStoppingSerializer(required=False)
-    augmentation = AugmentationSerializer(required=False)
-    base_experiment = serializers.IntegerField(
-        required=False, allow_null=True, help_text="Finetune mode: a succeeded bottleneck experiment."
-    )
+ExperimentCreateSerializer = type(
+    "ExperimentCreateSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Documents the body from workers/ml/options.py; parse_config validates it with the same "
+        "declarations.",
+        "dataset": serializers.IntegerField(help_text="A ready dataset of this project."),
+        "name": serializers.CharField(required=False, max_length=120, help_text="Defaults to the mode and dataset."),
+        "notes": serializers.CharField(required=False, allow_blank=True),
+        **{o.key: _option_field(o) for o in OPTIONS if o.section is None},
+        **{s: _section_serializer(s)(required=False) for s in ("head", "early_stopping", "augmentation")},
+    },
+)
 
 
 class _ExperimentFields(StrictSerializer):
