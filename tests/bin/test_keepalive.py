@@ -6,7 +6,6 @@ import time
 
 import pytest
 import requests
-import yaml
 
 from tests.bin.test_launch import free_port, launch
 from tests.helpers import ROOT, stop_process_group, subprocess_env, wait_for
@@ -60,11 +59,3 @@ def test_one_session_polls_for_a_minute_over_one_connection_without_a_reset(alic
     assert statuses == [200] * (len(GAPS) + 1)
     # One connection for the whole minute: gunicorn never closed it while it idled between polls.
     assert len(set(ports)) == 1, f"answers came on {len(set(ports))} connections (local ports {ports})"
-
-
-def test_docker_runs_gunicorn_with_the_same_keep_alive():
-    keep_alive = ["--keep-alive", str(launch.KEEP_ALIVE_SECONDS)]
-    assert " ".join(f'"{arg}"' for arg in keep_alive).replace(" ", ", ") in (ROOT / "Dockerfile").read_text()
-    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["command"]
-    assert web[web.index("--keep-alive") : web.index("--keep-alive") + 2] == keep_alive
-    assert launch.gunicorn_argv("x")[-4:-2] == tuple(keep_alive)

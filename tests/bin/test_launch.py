@@ -4,6 +4,7 @@ Python processes; the slow ones start the real bin/run (its own var/, port and e
 import importlib.util
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -134,6 +135,48 @@ def test_a_dead_process_is_swept_with_its_group_before_it_is_restarted(tmp_path)
         wait_for(lambda: not alive(grandchild), timeout=5, message=f"grandchild {grandchild} to be gone")
     finally:
         supervisor.stop(grace=5)
+
+
+# --- one declaration for bin/run, compose and the Dockerfile -------------------------------------
+
+
+@pytest.mark.parametrize("name", ["web", "training-worker", "default-worker", "beat"])
+def test_serve_becomes_exactly_the_process_run_starts_under_that_name(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("TL_BIND", "0.0.0.0:8123")
+    monkeypatch.setenv("TL_VAR_DIR", str(tmp_path / "var"))
+    execs = []
+    monkeypatch.setattr(launch.os, "execv", lambda path, argv: execs.append((path, argv)))
+    monkeypatch.setattr(launch.os, "chdir", lambda path: None)
+    launch.main(["serve", name])
+    declared = {p.name: p.argv for p in launch.app_processes(bind="0.0.0.0:8123", var=tmp_path / "var")}
+    assert execs == [(declared[name][0], declared[name])]
+    assert (tmp_path / "var").is_dir()
+
+
+def test_argv_prints_a_declared_command_line_with_nothing_but_the_standard_library(tmp_path):
+    # -S: no site-packages, as in an image before anything is set up; `serve` imports no more than this.
+    env = {**os.environ, "TL_BIND": "0.0.0.0:9000", "TL_VAR_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "bin" / "launch.py"), "argv", "beat"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    expected = next(p for p in launch.app_processes(bind="x", var=tmp_path) if p.name == "beat").argv
+    assert tuple(shlex.split(out)) == expected
+    web = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "bin" / "launch.py"), "argv", "web"], env=env, capture_output=True, text=True
+    ).stdout
+    assert tuple(shlex.split(web)) == launch.gunicorn_argv("0.0.0.0:9000")
+
+
+def test_an_unknown_process_name_is_refused_naming_the_declared_ones():
+    with pytest.raises(SystemExit, match="no process called 'worker'; the declared ones are: training-worker, "):
+        launch.main(["serve", "worker"])
+
+
+def test_run_and_setup_migrate_first_and_create_the_first_admin_last():
+    for collectstatic in (True, False):
+        steps = launch.setup_steps(collectstatic=collectstatic)
+        assert steps[0] == ("migrate", "--noinput") and steps[-1] == ("ensure_admin",)
 
 
 # --- the real bin/run -------------------------------------------------------------------------

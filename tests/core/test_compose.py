@@ -1,42 +1,100 @@
-"""No Docker engine runs here: parse the compose file and check that it points at real things."""
+"""No Docker engine runs here: parse docker-compose.yml and the Dockerfile and check that they start the
+processes bin/launch.py declares, by name, so that bin/run and a deployment cannot drift apart."""
 
 import importlib
+import importlib.util
+import json
+import shlex
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_spec = importlib.util.spec_from_file_location("launch", ROOT / "bin" / "launch.py")
+launch = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launch)
 
-def _compose():
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+LAUNCHER = ["python", "bin/launch.py"]
+DECLARED = [process.name for process in launch.app_processes(bind="0.0.0.0:8000", var=Path("/app/var"))]
+
+
+def _services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def _app_services() -> dict:
+    """The services run from the project's image, by name."""
+    return {name: service for name, service in _services().items() if service.get("build") == "."}
+
+
+def _dockerfile() -> dict[str, list]:
+    """Each instruction of the Dockerfile (continuation lines joined) -> its arguments, in order."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions: dict[str, list] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            instructions.setdefault(keyword, []).append(rest.strip())
+    return instructions
 
 
 def test_it_has_every_service_and_one_shared_storage_volume():
-    compose = _compose()
-    assert {"web", "worker", "beat", "redis", "postgres"} <= set(compose["services"])
-    for name in ("web", "worker", "worker-default", "beat", "migrate"):
-        service = compose["services"][name]
-        assert service["build"] == "."
-        assert "storage:/data" in service["volumes"]
-        assert service["environment"]["TL_STORAGE_ROOT"] == "/data"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert {"setup", *DECLARED, "redis", "postgres"} == set(compose["services"])
+    for name, service in _app_services().items():
+        assert "storage:/data" in service["volumes"], name
+        assert service["environment"]["TL_STORAGE_ROOT"] == "/data", name
     assert "storage" in compose["volumes"]
 
 
-def test_each_command_points_at_modules_that_exist():
-    services = _compose()["services"]
-    web = services["web"]["command"]
+def test_each_process_bin_run_declares_is_one_service_of_that_name_that_serves_it():
+    served = {name: service["command"] for name, service in _app_services().items() if name != "setup"}
+    assert served == {name: [*LAUNCHER, "serve", name] for name in DECLARED}
+
+
+def test_setup_runs_once_before_any_process_starts():
+    services = _services()
+    assert services["setup"]["command"] == [*LAUNCHER, "setup"]
+    assert services["setup"]["restart"] == "no"
+    for name in DECLARED:
+        assert services[name]["depends_on"]["setup"] == {"condition": "service_completed_successfully"}, name
+        assert services[name]["restart"] == "unless-stopped", name
+    assert {"TL_ADMIN_USERNAME", "TL_ADMIN_PASSWORD"} <= set(services["setup"]["environment"])
+
+
+def test_setup_takes_bin_runs_steps_but_collectstatic_which_the_image_build_runs():
+    run_steps = launch.setup_steps(collectstatic=True)
+    collect = [step for step in run_steps if step[0] == "collectstatic"]
+    assert launch.setup_steps(collectstatic=False) == [step for step in run_steps if step not in collect]
+    build = " ".join(_dockerfile()["RUN"])
+    assert f"python manage.py {shlex.join(collect[0])}" in build
+
+
+def test_the_image_serves_the_declared_web_process_on_the_port_compose_publishes():
+    dockerfile = _dockerfile()
+    assert json.loads(dockerfile["CMD"][-1]) == [*LAUNCHER, "serve", "web"]
+    env = dict(item.split("=", 1) for line in dockerfile["ENV"] for item in shlex.split(line))
+    bind_port = env["TL_BIND"].rsplit(":", 1)[1]
+    assert _services()["web"]["ports"] == [f"{bind_port}:{bind_port}"]
+    assert dockerfile["EXPOSE"] == [bind_port]
+    # The beat schedule and the storage live where the image made room for them, owned by its user.
+    assert env["TL_VAR_DIR"] == "/app/var" and env["TL_STORAGE_ROOT"] == "/data"
+    assert "mkdir -p /data /app/var" in " ".join(dockerfile["RUN"])
+
+
+def test_the_declared_processes_point_at_modules_that_exist():
+    processes = {p.name: p.argv for p in launch.app_processes(bind="0.0.0.0:8000", var=Path("/app/var"))}
+    web = processes["web"]
     module, attr = web[web.index("gunicorn") + 1].split(":")
     assert hasattr(importlib.import_module(module), attr)
-    for name in ("worker", "worker-default", "beat"):
-        command = services[name]["command"]
-        assert command[:3] == ["celery", "-A", "workers.celery"]
-        assert importlib.import_module("workers.celery").app.main == "transferlab"
-    assert "training" in services["worker"]["command"] and "--max-tasks-per-child" in services["worker"]["command"]
-    assert (ROOT / "manage.py").exists() and "manage.py" in services["migrate"]["command"]
+    for name in ("training-worker", "default-worker", "beat"):
+        argv = processes[name]
+        assert argv[1:5] == ("-m", "celery", "-A", "workers.celery")
+    assert importlib.import_module("workers.celery").app.main == "transferlab"
+    assert "training" in processes["training-worker"] and "--max-tasks-per-child" in processes["training-worker"]
 
 
 def test_the_dockerfile_installs_the_lock_file():
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "requirements.txt" in dockerfile and (ROOT / "requirements.txt").exists()
-    assert "FROM python:3.11" in dockerfile
+    dockerfile = _dockerfile()
+    assert "pip install -r requirements.txt" in dockerfile["RUN"] and (ROOT / "requirements.txt").exists()
