@@ -97,7 +97,7 @@ def _register(source: Path, checksum: str, size_bytes: int, class_names: list[st
         )  # fmt: skip
         folder = storage.model_dir(model.pk)
         shutil.copytree(source, folder)
-        TrainedModel.objects.filter(pk=model.pk).update(path=str(folder))
+        TrainedModel.objects.filter(pk=model.pk).update(path=storage.key_of(folder))
         projects.append(project.pk)
     return api_token_create(user=user)[1], projects
 

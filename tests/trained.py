@@ -76,3 +76,11 @@ def tiny_model(tmp_path_factory):
         "loaded": LoadedModel.load(output, expected_sha256=result.sha256),
     }
     shutil.rmtree(output, ignore_errors=True)
+
+
+def copy_model_files(tiny_model, name: str) -> str:
+    """The same model under another folder of the current storage root: a distinct artifact."""
+    target = storage.models_root() / name
+    if not target.exists():
+        shutil.copytree(tiny_model["path"], target)
+    return str(target)

@@ -62,10 +62,19 @@ def test_it_treats_unanswered_inspect_replies_as_unknown(monkeypatch):
     assert w2["pool"] is None and w2["concurrency"] is None
 
 
-def test_it_estimates_eta_from_progress_and_elapsed_time():
-    assert selectors.eta_for(progress=0.25, elapsed=timedelta(minutes=10)) == timedelta(minutes=30)
-    assert selectors.eta_for(progress=0.0, elapsed=timedelta(minutes=10)) is None
-    assert selectors.eta_for(progress=1.0, elapsed=timedelta(minutes=10)) is None
+def test_one_eta_serves_the_dashboard_and_the_experiment_page(alice):
+    from django.utils import timezone
+
+    now = timezone.now()
+    job = make_job(make_experiment(make_project(alice)), Status.RUNNING)
+    job.started_at = now - timedelta(minutes=10)
+    for progress, eta in ((0.25, timedelta(minutes=30)), (0.005, None), (1.0, None)):
+        job.progress = progress
+        assert job.eta(now) == eta
+    job.progress, job.status = 0.25, Status.SUCCEEDED
+    assert job.eta(now) is None
+    job.finished_at = now - timedelta(minutes=4)
+    assert job.elapsed(now) == timedelta(minutes=6)
 
 
 def test_it_counts_jobs_by_state(alice):
@@ -86,7 +95,7 @@ def test_it_reads_running_jobs_with_eta_and_heartbeat_age_in_one_query(alice, bo
         jobs = selectors.running_jobs(now=now)
         names = [(j.experiment.project.name, j.experiment.created_by.username, j.experiment.mode) for j in jobs]
     assert len(names) == 2
-    assert jobs[0].eta == timedelta(minutes=4) and jobs[0].percent == 50
+    assert jobs[0].eta_time == timedelta(minutes=4) and jobs[0].percent == 50
     assert jobs[0].heartbeat_stale and jobs[0].heartbeat_age > timedelta(seconds=settings.TL_HEARTBEAT_STALE_SECONDS)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from tests.experiments.factories import BOTTLENECK, FINETUNE, make_dataset, make_project
 from tests.helpers import ROOT, subprocess_env
+from tests.trained import copy_model_files
 from webapp.core import storage
 from webapp.core.errors import Conflict, ServiceError
 from webapp.core.redis import redis_client
@@ -303,9 +304,8 @@ def test_publishing_keeps_at_most_one_published_model_per_project(project, datas
     _, _, first = succeeded_bottleneck(project, dataset, alice, version=1)
     _, _, second = succeeded_bottleneck(project, dataset, alice, version=2)
     # Publishing loads the model as serving does: point the rows at real model files.
-    TrainedModel.objects.filter(pk__in=[first.pk, second.pk]).update(
-        path=tiny_model["path"], checksum=tiny_model["checksum"]
-    )
+    key = storage.key_of(copy_model_files(tiny_model, "tiny-copy"))
+    TrainedModel.objects.filter(pk__in=[first.pk, second.pk]).update(path=key, checksum=tiny_model["checksum"])
     first.refresh_from_db(), second.refresh_from_db()
     services.trained_model_publish(model=first)
     services.trained_model_publish(model=second)

@@ -3,6 +3,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.experiments.factories import make_dataset, make_project
+from tests.trained import copy_model_files
+from webapp.core import storage
 from webapp.experiments.forms import PRESETS
 from webapp.experiments.models import EpochMetric, Experiment, TrainedModel, TrainingJob
 
@@ -167,7 +169,7 @@ def test_the_list_shows_status_and_best_accuracy_and_the_models_page_publishes(
         experiment=experiment,
         job=job,
         version=1,
-        path=tiny_model["path"],  # publishing loads it as serving would
+        path=storage.key_of(copy_model_files(tiny_model, "tiny-copy")),  # publishing loads it as serving would
         size_bytes=10,
         checksum=tiny_model["checksum"],
         class_names=["green", "red"],

@@ -56,9 +56,9 @@ def test_a_bottleneck_job_trains_to_success_with_metrics_and_a_model(alice, clea
     assert set(job.result["evaluation"]) >= {"accuracy", "labels", "confusion_matrix", "per_class"}
     model = TrainedModel.objects.get(job=job)
     assert model.version == 1 and model.class_names == ["green", "red"] and model.image_size == [32, 32]
-    assert Path(model.path) == storage.model_dir(model.pk)
-    assert hashlib.sha256((Path(model.path) / "model.keras").read_bytes()).hexdigest() == model.checksum
-    assert (Path(model.path) / "model.json").is_file() and model.size_bytes > 0
+    assert model.path == f"models/{model.pk}" and model.files_dir == storage.model_dir(model.pk)  # a key, not a path
+    assert hashlib.sha256((model.files_dir / "model.keras").read_bytes()).hexdigest() == model.checksum
+    assert (model.files_dir / "model.json").is_file() and model.size_bytes > 0
     assert not model.published
 
 

@@ -1,28 +1,19 @@
 """Rows pointing at the real tiny model (tests/trained.py) and a cast for the API."""
 
 import os
-import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from tests.trained import CLASSES, COLOURS, shape_png  # noqa: E402,F401  (re-exported for the tests here)
+from tests.trained import CLASSES, COLOURS, copy_model_files, shape_png  # noqa: E402,F401  (re-exported)
 from webapp.core import storage  # noqa: E402
 from webapp.experiments.models import Experiment, TrainedModel, TrainingJob  # noqa: E402
 from webapp.predictions.serving import reset_model_cache  # noqa: E402
 from webapp.predictions.throttles import KEY_PREFIX  # noqa: E402
 from webapp.projects.models import Dataset, DatasetClass, Project  # noqa: E402
 from webapp.projects.tokens import api_token_create  # noqa: E402
-
-
-def copy_model_files(tiny_model, name: str) -> str:
-    """The same model under another folder: a distinct artifact for the serving cache."""
-    target = storage.models_root() / name
-    if not target.exists():
-        shutil.copytree(tiny_model["path"], target)
-    return str(target)
 
 
 def make_dataset(project: Project, *, status=Dataset.Status.READY) -> Dataset:
@@ -48,7 +39,8 @@ def make_model(project: Project, tiny_model, *, published=False, path=None, chec
     )  # fmt: skip
     version = (project.models.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     return TrainedModel.objects.create(
-        project=project, experiment=experiment, job=job, version=version, path=path or tiny_model["path"],
+        project=project, experiment=experiment, job=job, version=version,
+        path=storage.key_of(path or tiny_model["path"]),
         size_bytes=tiny_model["size_bytes"], checksum=checksum or tiny_model["checksum"],
         class_names=tiny_model["class_names"], image_size=[32, 32], backbone="vgg16", published=published,
     )  # fmt: skip

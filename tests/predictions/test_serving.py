@@ -9,7 +9,7 @@ from webapp.predictions.serving import ModelCache
 
 
 def _row(pk, size=100):
-    return SimpleNamespace(pk=pk, path=f"/models/{pk}", checksum=f"sum{pk}", size_bytes=size)
+    return SimpleNamespace(pk=pk, files_dir=f"/models/{pk}", checksum=f"sum{pk}", size_bytes=size)
 
 
 class _Loader:

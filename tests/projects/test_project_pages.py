@@ -17,7 +17,7 @@ def _project_with_everything(owner):
     model_dir.mkdir(parents=True)
     (model_dir / "model.keras").write_bytes(b"weights")
     TrainedModel.objects.create(
-        project=project, experiment=experiment, job=job, version=1, path=str(model_dir), size_bytes=7,
+        project=project, experiment=experiment, job=job, version=1, path=storage.key_of(model_dir), size_bytes=7,
         checksum="0" * 64, class_names=["a", "b"], image_size=[32, 32], backbone="vgg16", published=True,
     )  # fmt: skip
     session = UploadSession.objects.create(project=project, created_by=owner)

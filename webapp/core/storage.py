@@ -27,6 +27,23 @@ def storage_root() -> Path:
     return Path(settings.TL_STORAGE_ROOT)
 
 
+def key_of(path: Path | str) -> str:
+    """The key rows store for ``path``: relative to the storage root, so that the root can move
+    (another disk, an object store) without rewriting a row. ValueError outside the root."""
+    relative = Path(path).resolve().relative_to(storage_root().resolve())
+    if not relative.parts:
+        raise ValueError("the storage root itself is not an object's key")
+    return relative.as_posix()
+
+
+def path_of(key: str) -> Path:
+    """Where the object stored under ``key`` lives now; ValueError for a key that is not one."""
+    parts = Path(key).parts
+    if not key or Path(key).is_absolute() or ".." in parts:
+        raise ValueError(f"not a storage key: {key!r}")
+    return storage_root().joinpath(*parts)
+
+
 def datasets_root() -> Path:
     return storage_root() / "datasets"
 

@@ -43,25 +43,14 @@ def job_counts() -> dict[str, int]:
     return counts
 
 
-def eta_for(*, progress: float, elapsed: timedelta) -> timedelta | None:
-    """Time left if the rest goes as fast as what is done; None until there is enough to judge.
-
-    Progress below 1% (the first seconds go to importing TensorFlow and building the model)
-    would give wild estimates, so it is treated as "estimating".
-    """
-    if progress < 0.01 or progress >= 1 or elapsed.total_seconds() <= 0:
-        return None
-    return timedelta(seconds=elapsed.total_seconds() * (1 - progress) / progress)
-
-
 def running_jobs(*, now: datetime | None = None) -> list[TrainingJob]:
     """Running jobs, oldest first, each with elapsed, eta, heartbeat_age and heartbeat_stale."""
     now = now or timezone.now()
     stale_after = timedelta(seconds=settings.TL_HEARTBEAT_STALE_SECONDS)
     jobs = list(_job_rows().filter(status=Status.RUNNING).order_by("started_at", "pk"))
     for job in jobs:
-        job.elapsed = now - job.started_at if job.started_at else None
-        job.eta = eta_for(progress=job.progress, elapsed=job.elapsed) if job.elapsed else None
+        job.elapsed_time = job.elapsed(now)
+        job.eta_time = job.eta(now)
         job.heartbeat_age = now - job.heartbeat_at if job.heartbeat_at else None
         job.heartbeat_stale = job.heartbeat_age is not None and job.heartbeat_age > stale_after
         job.percent = round(max(0.0, min(job.progress, 1.0)) * 100)

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from webapp.core.errors import ServiceError
+from webapp.core.formatting import format_duration
 
 from . import services
 from .models import EpochMetric, Experiment, TrainedModel, TrainingJob
@@ -146,7 +147,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration_display(self, job):
-        return str(job.duration).split(".")[0] if job.duration else "—"
+        return format_duration(job.elapsed())
 
     @admin.display(description="log tail")
     def log_tail_block(self, job):

@@ -1,9 +1,13 @@
 import uuid
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
+from webapp.core import storage
 from webapp.projects.models import Dataset, Project
 
 
@@ -79,9 +83,21 @@ class TrainingJob(models.Model):
 
     @property
     def duration(self):
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
+        """Run time so far: start to finish, or to now while it runs; None before it starts."""
+        return self.elapsed()
+
+    def elapsed(self, now=None) -> timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or now or timezone.now()) - self.started_at
+
+    def eta(self, now=None) -> timedelta | None:
+        """Time left if the rest goes as fast as what is done; None when not running or while the
+        first 1% (importing TensorFlow, building the model) would give wild estimates."""
+        elapsed = self.elapsed(now)
+        if self.status != self.Status.RUNNING or elapsed is None or not 0.01 <= self.progress < 1:
+            return None
+        return elapsed * ((1 - self.progress) / self.progress)
 
 
 class EpochMetric(models.Model):
@@ -106,7 +122,8 @@ class TrainedModel(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="models")
     job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="model")
     version = models.PositiveIntegerField()
-    path = models.CharField(max_length=500)
+    # A storage key ("models/12"), relative to TL_STORAGE_ROOT; `files_dir` is where it is now.
+    path = models.CharField(max_length=500, help_text="Storage key of the model's folder, relative to the root.")
     size_bytes = models.BigIntegerField()
     checksum = models.CharField(max_length=64)
     class_names = models.JSONField()
@@ -126,3 +143,8 @@ class TrainedModel(models.Model):
 
     def __str__(self):
         return f"{self.project} model v{self.version}"
+
+    @property
+    def files_dir(self) -> Path:
+        """The model's folder (model.keras, model.json) under the current storage root."""
+        return storage.path_of(self.path)

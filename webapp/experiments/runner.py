@@ -5,7 +5,6 @@ engine, and so TensorFlow, is imported here and only here, never in the worker's
 """
 
 import logging
-import os
 import shutil
 import time
 import traceback
@@ -15,13 +14,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone
 
 from webapp.core import storage
 from webapp.core.heartbeat import Heartbeat
-from webapp.projects.models import Project
 
+from .model_store import trained_model_create
 from .models import EpochMetric, TrainedModel, TrainingJob
 
 log = logging.getLogger(__name__)
@@ -143,20 +142,21 @@ class _JobRun:
 
         self.heartbeat.start()
         try:
-            # Partial output of a failed or cancelled run goes with the staging folder; on success
-            # the model was moved out of it already.
+            # Partial output of a failed or cancelled run goes with the staging folder, which is
+            # removed before the job's final state is written: whoever sees the job ended sees no
+            # leftovers. On success the model was moved out of it already.
             with storage.staging("model") as staging:
                 try:
                     result = self._train(staging / "model")
                     return self._succeed(result)
                 except Cancelled:
-                    return self._cancelled()
+                    finish = self._cancelled
                 except MLError as exc:
-                    return self._finish(Status.FAILED, str(exc))
+                    finish = partial(self._finish, Status.FAILED, str(exc))
                 except Exception as exc:  # noqa: BLE001 - anything else is infrastructure or a bug: bounded retries
-                    if self._deleted():
-                        return self._gone()  # its project was deleted: what broke was a consequence
-                    return self._unexpected(exc)
+                    # A deleted project explains the error: end quietly.
+                    finish = self._gone if self._deleted() else partial(self._unexpected, exc)
+            return finish()
         finally:
             self.heartbeat.stop()
 
@@ -197,7 +197,7 @@ class _JobRun:
         if model is None:
             raise MLError(f"the base experiment {base_id} has no trained model; run it to success first")
         self._base_model_id = model.pk
-        return Path(model.path)
+        return model.files_dir
 
     def _succeed(self, result) -> str:
         now = timezone.now()
@@ -231,37 +231,24 @@ class _JobRun:
                 )
                 if not won:
                     return self._lost_or_cancelled()
-                # One version sequence per project: lock the project row while numbering.
-                Project.objects.select_for_update().filter(pk=self.experiment.project_id).first()
-                version = (
-                    TrainedModel.objects.filter(project_id=self.experiment.project_id).aggregate(v=Max("version"))["v"]
-                    or 0
-                ) + 1
-                info = result.model_info or {}
-                model = TrainedModel.objects.create(
-                    project_id=self.experiment.project_id,
+                model = trained_model_create(
+                    job=self.job,
                     experiment=self.experiment,
-                    job_id=self.job.pk,
-                    version=version,
-                    path="",
+                    model_dir=result.model_dir,
                     size_bytes=result.model_bytes,
                     checksum=result.sha256,
                     class_names=result.class_names,
-                    image_size=list(self.experiment.config.get("image_size") or info.get("image_size") or []),
-                    backbone=info.get("backbone") or "scratch",
-                    metrics={**(info.get("metrics") or {}), "accuracy": result.evaluation.get("accuracy")},
+                    info=result.model_info or {},
+                    accuracy=result.evaluation.get("accuracy"),
                 )
-                final = storage.model_dir(model.pk)
-                TrainedModel.objects.filter(pk=model.pk).update(path=str(final))
-                # Renamed inside the transaction: if the commit fails, the except below removes it,
+                # Moved inside the transaction: if the commit fails, the except below removes it,
                 # so a model folder exists exactly when its row does.
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(result.model_dir, final)
+                final = model.files_dir
         except BaseException:
             if final is not None:
                 shutil.rmtree(final, ignore_errors=True)
             raise
-        log.info("job %s succeeded: model v%s at %s", self.job.pk, version, final)
+        log.info("job %s succeeded: model v%s at %s", self.job.pk, model.version, model.path)
         return "succeeded"
 
     def _lost_or_cancelled(self) -> str:

@@ -77,14 +77,6 @@ def job_history(job) -> list[dict]:
     )
 
 
-def job_eta_seconds(job, *, now=None) -> float | None:
-    """Remaining time, extrapolated from elapsed time and progress; None until it means something."""
-    if job.status != TrainingJob.Status.RUNNING or not job.started_at or job.progress <= 0.02:
-        return None
-    elapsed = ((now or timezone.now()) - job.started_at).total_seconds()
-    return max(0.0, elapsed * (1 - job.progress) / job.progress)
-
-
 def models_for_project(project):
     return (
         TrainedModel.objects.filter(project=project)

@@ -9,7 +9,6 @@ callers need one module.
 import logging
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,6 +18,7 @@ from django.utils import timezone
 from webapp.core.errors import Conflict, ServiceError
 from webapp.projects.models import Dataset, Project
 
+from . import selectors
 from .jobqueue import BrokerUnavailable, job_enqueue  # noqa: F401  (BrokerUnavailable is part of the API)
 from .models import Experiment, TrainedModel, TrainingJob
 from .runner import training_job_claim, training_job_run  # noqa: F401  (public services)
@@ -189,13 +189,9 @@ def training_job_retry(*, job: TrainingJob) -> TrainingJob:
     return training_job_start(experiment=job.experiment)
 
 
-def _latest_job(experiment: Experiment) -> TrainingJob | None:
-    return experiment.jobs.order_by("-created_at", "-pk").first()
-
-
 def experiment_cancel(*, experiment: Experiment) -> TrainingJob:
     """Cancel the experiment's latest job (the API's /experiments/{id}/cancel/)."""
-    job = _latest_job(experiment)
+    job = selectors.latest_job(experiment)
     if job is None:
         raise Conflict("This experiment has never been run; there is nothing to cancel.")
     return training_job_cancel(job=job)
@@ -203,7 +199,7 @@ def experiment_cancel(*, experiment: Experiment) -> TrainingJob:
 
 def experiment_retry(*, experiment: Experiment) -> TrainingJob:
     """Run the experiment again after its latest job failed or was cancelled (the API's /retry/)."""
-    job = _latest_job(experiment)
+    job = selectors.latest_job(experiment)
     if job is None:
         return training_job_start(experiment=experiment)
     return training_job_retry(job=job)
@@ -314,7 +310,7 @@ def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:
 def _load_as_served(model: TrainedModel):
     from workers.ml.predict import LoadedModel
 
-    return LoadedModel.load(Path(model.path), expected_sha256=model.checksum)
+    return LoadedModel.load(model.files_dir, expected_sha256=model.checksum)
 
 
 def trained_model_publish(*, model: TrainedModel, load=None) -> TrainedModel:

@@ -72,7 +72,7 @@ def _status_context(experiment):
         "experiment": experiment,
         "project": experiment.project,
         "job": job,
-        "eta": selectors.job_eta_seconds(job) if job else None,
+        "eta": job.eta() if job else None,
         "evaluation": selectors.job_evaluation(job),
     }
 

@@ -61,14 +61,14 @@ class ModelCache:
         size = model.size_bytes
         if not size:
             try:
-                size = (Path(model.path) / "model.keras").stat().st_size
+                size = (Path(model.files_dir) / "model.keras").stat().st_size
             except OSError:
                 size = 0
         return int(size * self.memory_factor)
 
     def get(self, model):
         """The LoadedModel for a TrainedModel row, loading it on first use."""
-        key = (str(model.path), model.checksum)
+        key = (str(model.files_dir), model.checksum)
         with self._lock:
             loaded = self._cached(key)
             if loaded is not None:
@@ -81,7 +81,7 @@ class ModelCache:
                     return loaded
             started = time.perf_counter()
             try:
-                loaded = self._loader(Path(model.path), model.checksum)
+                loaded = self._loader(Path(model.files_dir), model.checksum)
             finally:
                 with self._lock:
                     self._load_locks.pop(key, None)

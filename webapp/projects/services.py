@@ -1,7 +1,5 @@
 """Writes for projects. Datasets have their own module: webapp.projects.datasets."""
 
-from pathlib import Path
-
 from django.db import IntegrityError, transaction
 
 from webapp.core import storage
@@ -77,9 +75,10 @@ def project_delete(*, project: Project) -> None:
     dataset_files_remove(dataset_ids=[d.pk for d in datasets], feature_hashes=[d.feature_hash for d in datasets])
     for session_id in session_ids:  # folder uploads that were never finished
         storage.remove(storage.upload_session_dir(session_id))
-    for model_id, path in models:
+    for model_id, key in models:
         storage.remove(storage.model_dir(model_id))
-        # Rows written before models lived at model_dir(id); never anything outside the models folder.
-        if path and Path(path).resolve().is_relative_to(storage.models_root().resolve()):
-            storage.remove(Path(path))
+        # A row's key may name another folder (models copied in by hand); never outside models/.
+        folder = storage.path_of(key) if key else None
+        if folder and folder.resolve().is_relative_to(storage.models_root().resolve()):
+            storage.remove(folder)
     storage.remove(storage.predictions_dir(project_id))

@@ -1,8 +1,7 @@
-"""Backbone registry: base models without their top, weights and unfreezable blocks."""
+"""Keras's side of the backbone registry (workers/ml/registry.py): constructors, weights, blocks."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -10,36 +9,36 @@ from pathlib import Path
 
 import keras
 
-from workers.ml.config import BACKBONE_SPECS
 from workers.ml.errors import ConfigError, WeightsError
+from workers.ml.hashing import file_sha256
 from workers.ml.layers import BackbonePreprocess
+from workers.ml.registry import SPECS, BackboneSpec
 
 _KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-# MobileNetV2 has ImageNet weights for these input sizes only; Keras falls back to 224.
-_MOBILENET_ROWS = (96, 128, 160, 192, 224)
+_FACTORIES = {"vgg16": keras.applications.VGG16, "mobilenet_v2": keras.applications.MobileNetV2}
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """One registry entry."""
+    """A registry entry with its Keras constructor."""
 
-    name: str
-    min_size: int
-    blocks: dict  # block name -> layer-name prefixes
+    spec: BackboneSpec
     factory: object  # keras.applications constructor
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
-BACKBONES = {
-    "vgg16": Backbone(
-        "vgg16", BACKBONE_SPECS["vgg16"]["min_size"], BACKBONE_SPECS["vgg16"]["blocks"], keras.applications.VGG16
-    ),
-    "mobilenet_v2": Backbone(
-        "mobilenet_v2",
-        BACKBONE_SPECS["mobilenet_v2"]["min_size"],
-        BACKBONE_SPECS["mobilenet_v2"]["blocks"],
-        keras.applications.MobileNetV2,
-    ),
-}
+    @property
+    def min_size(self) -> int:
+        return self.spec.min_size
+
+    @property
+    def blocks(self) -> dict:
+        return self.spec.blocks
+
+
+BACKBONES = {name: Backbone(spec, _FACTORIES[name]) for name, spec in SPECS.items()}
 
 
 def get_backbone(name: str) -> Backbone:
@@ -52,16 +51,11 @@ def get_backbone(name: str) -> Backbone:
 
 def weights_file_name(backbone: str, image_size: tuple[int, int] = (224, 224)) -> str:
     """Keras's own file name for the no-top ImageNet weights of ``backbone``."""
-    if backbone == "vgg16":
-        return "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    rows = image_size[0] if image_size[0] in _MOBILENET_ROWS else 224
-    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    return SPECS[backbone].weights_file(image_size)
 
 
 def _weights_url(backbone: str, fname: str) -> str:
-    if backbone == "vgg16":
-        return _KERAS_WEIGHTS_URL + "vgg16/" + fname
-    return _KERAS_WEIGHTS_URL + "mobilenet_v2/" + fname
+    return f"{_KERAS_WEIGHTS_URL}{backbone}/{fname}"
 
 
 def resolve_weights(
@@ -111,11 +105,7 @@ def weights_identity(weights_path: Path | None, seed: int) -> str:
     stat = weights_path.stat()
     memo_key = (str(weights_path), stat.st_size, stat.st_mtime_ns)
     if memo_key not in _hash_cache:
-        digest = hashlib.sha256()
-        with open(weights_path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _hash_cache[memo_key] = "sha256-" + digest.hexdigest()
+        _hash_cache[memo_key] = "sha256-" + file_sha256(weights_path)
     return _hash_cache[memo_key]
 
 

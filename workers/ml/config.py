@@ -22,16 +22,10 @@ from workers.ml.options import (  # noqa: F401  (re-exported: callers import the
     section_options,
     top_level_keys,
 )
+from workers.ml.registry import SPECS
 
-# Layer-name prefixes per unfreezable block. Kept here (not in backbones.py) so config
-# validation can check block names without importing Keras.
-_MOBILENET_BLOCKS = {"stem": ("Conv1", "bn_Conv1", "expanded_conv_")}
-_MOBILENET_BLOCKS.update({f"block_{i}": (f"block_{i}_",) for i in range(1, 17)})
-_MOBILENET_BLOCKS["top"] = ("Conv_1", "out_relu")
-BACKBONE_SPECS = {
-    "vgg16": {"min_size": 32, "blocks": {f"block{i}": (f"block{i}_",) for i in range(1, 6)}},
-    "mobilenet_v2": {"min_size": 32, "blocks": _MOBILENET_BLOCKS},
-}
+# Kept for callers that read blocks and minimum sizes by name (the registry is the home).
+BACKBONE_SPECS = {name: {"min_size": b.min_size, "blocks": b.blocks} for name, b in SPECS.items()}
 
 
 def _d(key: str):
@@ -285,7 +279,7 @@ def parse_config(data: dict) -> ExperimentConfig:
     _refuse_unused(data, mode)
     backbone = _value(data, option("backbone"))
     spec = BACKBONE_SPECS[backbone]
-    unfreeze = data.get("unfreeze") or (["block5"] if backbone == "vgg16" else ["top"])
+    unfreeze = data.get("unfreeze") or [SPECS[backbone].default_unfreeze]
     if isinstance(unfreeze, str):
         unfreeze = [unfreeze]
     if not isinstance(unfreeze, (list, tuple)) or not all(isinstance(u, str) for u in unfreeze):
@@ -335,16 +329,8 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
 
 # --- memory estimate -------------------------------------------------------------------------
 
-# float32 values kept per input pixel by one image's pass through each network: "infer" is the
-# peak of a forward pass (two neighbouring layers live), "train" keeps every activation for the
-# backward pass. VGG16: 2x64 + 64/4 + 2x128/4 + ... channels, summed over its blocks.
-_ACTIVATIONS_PER_PIXEL = {
-    "vgg16": {"infer": 128, "train": 301},
-    "mobilenet_v2": {"infer": 120, "train": 260},
-    "scratch": {"infer": 64, "train": 80},
-}
-_BASE_OUTPUT = {"vgg16": (32, 512), "mobilenet_v2": (32, 1280)}  # stride, channels
-_BASE_PARAMS = {"vgg16": 14_714_688, "mobilenet_v2": 2_257_984}
+# float32 values kept per input pixel by the scratch convnet (backbones: registry.py).
+_SCRATCH_ACTIVATIONS = {"infer": 64, "train": 80}
 _EXTRACTION_BATCH = 32  # train.EXTRACTION_BATCH, without importing TensorFlow here
 _GIB = 1024**3
 
@@ -361,22 +347,23 @@ def estimate_training_memory(cfg: ExperimentConfig, n_images: int = 0) -> dict[s
     terms: dict[str, tuple[str, int]] = {}
     if cfg.mode == "scratch":
         flat = (((h - 2) // 2 - 2) // 2 - 2) // 2 * ((((w - 2) // 2 - 2) // 2 - 2) // 2) * 64
-        terms["activations"] = ("batch_size", cfg.batch_size * _ACTIVATIONS_PER_PIXEL["scratch"]["train"] * pixels * 4)
+        terms["activations"] = ("batch_size", cfg.batch_size * _SCRATCH_ACTIVATIONS["train"] * pixels * 4)
         terms["dense weights"] = ("image_size", flat * 64 * 4 * 4)
         return terms
-    stride, channels = _BASE_OUTPUT[cfg.backbone]
+    backbone = SPECS[cfg.backbone]
+    stride, channels = backbone.stride, backbone.channels
     features = -(-h // stride) * -(-w // stride) * channels
     head_inputs = channels if cfg.head.pooling == "avg" else features
     terms["head weights"] = ("head.units", head_inputs * cfg.head.units * 4 * 4)
     if cfg.mode == "bottleneck":
-        per_pixel = _ACTIVATIONS_PER_PIXEL[cfg.backbone]["infer"]
+        per_pixel = backbone.activations["infer"]
         terms["feature extraction"] = ("image_size", _EXTRACTION_BATCH * per_pixel * pixels * 4)
         terms["cached features"] = ("image_size", n_images * features * 4)
         terms["head batch"] = ("batch_size", cfg.batch_size * (features + 2 * cfg.head.units) * 4)
     else:
-        per_pixel = _ACTIVATIONS_PER_PIXEL[cfg.backbone]["train"]
+        per_pixel = backbone.activations["train"]
         terms["activations"] = ("batch_size", cfg.batch_size * per_pixel * pixels * 4)
-        terms["base weights"] = ("backbone", _BASE_PARAMS[cfg.backbone] * 4 * 4)
+        terms["base weights"] = ("backbone", backbone.params * 4 * 4)
     return terms
 
 

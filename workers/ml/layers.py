@@ -15,6 +15,8 @@ PACKAGE = "transferlab"
 
 # keras.applications.vgg16.preprocess_input ("caffe" mode) uses these BGR means.
 _VGG_BGR_MEAN = (103.939, 116.779, 123.68)
+# The backbones (registry.py) whose preprocess_input this layer implements.
+_SCALES = ("vgg16", "mobilenet_v2")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -27,7 +29,7 @@ class BackbonePreprocess(keras.layers.Layer):
 
     def __init__(self, backbone: str, **kwargs):
         super().__init__(**kwargs)
-        if backbone not in ("vgg16", "mobilenet_v2"):
+        if backbone not in _SCALES:
             raise ValueError(f"no preprocessing for backbone {backbone!r}")
         self.backbone = backbone
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workers.ml.registry import NAMES as BACKBONES
+
 MODES = ("bottleneck", "finetune", "scratch")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 POOLINGS = ("flatten", "avg")
 WEIGHTS = ("imagenet", "none")
-BACKBONES = ("vgg16", "mobilenet_v2")
 
 _ALL = MODES
 _TRANSFER = ("bottleneck", "finetune")

@@ -8,7 +8,6 @@ Only models this app wrote are loaded, after their checksum is verified
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -18,17 +17,9 @@ import numpy as np
 
 import workers.ml.layers  # noqa: F401  registers the custom layers before any load
 from workers.ml.errors import MLError
+from workers.ml.hashing import file_sha256  # noqa: F401  (re-exported: callers hash model files from here)
 from workers.ml.images import array_to_model_input, decode_image
 from workers.ml.models import probabilities
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_verified_model(model_dir: Path, expected_sha256: str | None) -> keras.Model:

@@ -12,7 +12,6 @@ Run as ``python -m workers.ml.roundtrip MODEL_DIR SHA256 IMAGE...``: prints a JS
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.ml.errors import MLError
+from workers.ml.hashing import file_sha256
 
 TOLERANCE = 1e-5
 TIMEOUT_SECONDS = 600
@@ -91,19 +91,11 @@ def check_round_trip(
     return RoundTrip(n=len(image_paths), max_abs_diff=diff, seconds=time.perf_counter() - started)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _main(argv: list[str]) -> int:
     model_dir, sha256, *paths = argv
     keras_file = Path(model_dir) / "model.keras"
     # Checked again by LoadedModel.load; first here so that a wrong file costs no TensorFlow start.
-    if keras_file.is_file() and _sha256(keras_file) != sha256:
+    if keras_file.is_file() and file_sha256(keras_file) != sha256:
         print(json.dumps({"error": "the saved model file does not match its recorded checksum"}), flush=True)
         return 1
     try:

@@ -31,6 +31,7 @@ from workers.ml.modes.bottleneck import train_bottleneck
 from workers.ml.modes.finetune import train_finetune
 from workers.ml.modes.scratch import train_scratch
 from workers.ml.predict import file_sha256, model_inputs
+from workers.ml.registry import SPECS
 from workers.ml.roundtrip import check_round_trip
 
 MODEL_FORMAT_VERSION = 2  # 2: decoded by workers.ml.images, no augmentation layers inside
@@ -82,10 +83,6 @@ def _round_trip(run: Run, model, model_dir: Path, digest: str) -> dict:
 def _model_info(run: Run, monitor: Monitor, evaluation: dict, digest: str, base_evaluation: dict | None = None) -> dict:
     cfg = run.cfg
     best = monitor.history[monitor.best_epoch - 1] if monitor.best_epoch else {}
-    in_model = {
-        "vgg16": "vgg16 preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted, no scaling)",
-        "mobilenet_v2": "mobilenet_v2 preprocess_input (scaled to [-1, 1])",
-    }
     return {
         "format_version": MODEL_FORMAT_VERSION,
         "class_names": run.class_names,
@@ -99,7 +96,7 @@ def _model_info(run: Run, monitor: Monitor, evaluation: dict, digest: str, base_
             "resize": RESIZE_RULE,
             "in_model": "rescale/standardisation (random augmentation is training-only, not saved)"
             if cfg.mode == "scratch"
-            else in_model[cfg.backbone],
+            else SPECS[cfg.backbone].preprocessing,
         },
         "metrics": {
             "best_epoch": monitor.best_epoch,

@@ -1,25 +1,16 @@
 """Small formatting filters for the experiment pages."""
 
-from datetime import timedelta
-
 from django import template
+
+from webapp.core.formatting import format_duration
 
 register = template.Library()
 
 
 @register.filter
 def duration(value) -> str:
-    """A timedelta or a number of seconds as "1h 02m", "3m 05s" or "12s"."""
-    if value is None or value == "":
-        return "—"
-    seconds = int(value.total_seconds() if isinstance(value, timedelta) else float(value))
-    hours, rest = divmod(max(0, seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """A timedelta or a number of seconds, as every page shows durations (webapp.core.formatting)."""
+    return format_duration(value)
 
 
 @register.filter

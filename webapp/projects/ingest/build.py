@@ -129,17 +129,11 @@ def _hash_findings(accepted: list[Accepted]) -> tuple[list[dict], list[dict]]:
     return duplicates, leakage
 
 
-def build_dataset(
-    source: Path, out: Path, *, options: BuildOptions, progress: Callable[[float], None] | None = None
-) -> BuildResult:
-    """Verify and re-encode every image under `source` into `out` (an empty folder).
+def _store_all(source: Path, out: Path, plan, options: BuildOptions, progress, skipped: list) -> tuple[list, dict]:
+    """Step 1: verify and store every planned image; the refused ones go to ``skipped``.
 
-    Raises IngestError naming the classes or files when the result would not be a usable
-    dataset; the caller removes `out` then. `progress` receives fractions in [0, 1].
+    Returns the accepted images and the classes the plan found in each split.
     """
-    scan = scan_folder(Path(source))
-    plan = plan_layout(scan.files)
-    skipped = [{"file": f, "reason": r} for f, r in scan.skipped + plan.skipped]
     plan_classes: dict[str | None, set] = {"train": set(), "validation": set(), None: set()}
     accepted: list[Accepted] = []
     for index, item in enumerate(plan.items):
@@ -159,21 +153,24 @@ def build_dataset(
             skipped.append({"file": str(item.relative), "reason": reason})
         if progress and (index % 50 == 0):
             progress(0.9 * index / max(len(plan.items), 1))
-    if plan.kind != "splits":
-        _auto_split(accepted, out, options)
-        plan_classes["train"] |= plan_classes.pop(None)
-        plan_classes[None] = set()
+    return accepted, plan_classes
 
+
+def _class_counts(accepted: list[Accepted], names: list[str]) -> tuple[dict, list[dict]]:
+    """Step 3: images per class and split, as a lookup and as the report's class rows."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "validation": 0})
     for a in accepted:
         counts[a.item.class_name][a.split] += 1
-    names = sorted(plan_classes["train"] | plan_classes["validation"])
     classes = [
         {"name": n, "train_count": counts[n]["train"], "validation_count": counts[n]["validation"]} for n in names
     ]
-    duplicates, leakage = _hash_findings(accepted)
+    return counts, classes
+
+
+def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leakage) -> dict:
+    """Step 4: the dataset report shown to the user (lists cut at ``max_listed``)."""
     limit = options.max_listed
-    report = {
+    return {
         "layout": plan.kind,
         "wrapper": plan.wrapper,
         "validation_fraction": options.validation_fraction if plan.kind != "splits" else None,
@@ -197,11 +194,11 @@ def build_dataset(
         "warnings": [],
         "thumbnails": {},
     }
-    problems = _class_problems(plan_classes, counts, plan.kind)
-    if problems:
-        raise IngestError("; ".join(problems), report=report)
 
-    warnings = report["warnings"]
+
+def _warnings(classes: list[dict], options: BuildOptions, *, duplicates, leakage, skipped) -> list[str]:
+    """Step 6: what the user should know about a usable dataset."""
+    warnings = []
     train_counts = {c["name"]: c["train_count"] for c in classes}
     most, least = max(train_counts, key=train_counts.get), min(train_counts, key=train_counts.get)
     if train_counts[most] > options.imbalance_ratio * train_counts[least]:
@@ -215,21 +212,62 @@ def build_dataset(
         warnings.append(f"{len(leakage)} image(s) appear in both train and validation (leakage).")
     if skipped:
         warnings.append(f"{len(skipped)} file(s) were skipped; see the list.")
+    return warnings
 
+
+def _content_hash(accepted: list[Accepted]) -> str:
+    """Step 7: one digest over what training reads (split, class and stored bytes of every image)."""
     digest = hashlib.sha256()
     for line in sorted(f"{a.split}/{a.item.class_name}/{a.sha256}" for a in accepted):
         digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _thumbnails(accepted: list[Accepted], names: list[str], out: Path, options: BuildOptions) -> dict:
+    """Step 8: the first few training images of each class, small, for the report."""
     train_paths: dict[str, list[Path]] = defaultdict(list)
     for a in accepted:
         if a.split == "train":
             train_paths[a.item.class_name].append(a.path)
+    thumbnails = {}
     for name in names:
-        firsts = sorted(train_paths[name])
         thumbs = []
-        for i, path in enumerate(firsts[: options.thumbnails_per_class]):
+        for i, path in enumerate(sorted(train_paths[name])[: options.thumbnails_per_class]):
             write_thumbnail(path, out / "thumbs" / name / f"{i}.jpg", max_pixels=options.max_pixels)
             thumbs.append(f"{i}.jpg")
-        report["thumbnails"][name] = thumbs
+        thumbnails[name] = thumbs
+    return thumbnails
+
+
+def build_dataset(
+    source: Path, out: Path, *, options: BuildOptions, progress: Callable[[float], None] | None = None
+) -> BuildResult:
+    """Verify every image under `source` and store it into `out` (an empty folder), with a report.
+
+    Raises IngestError naming the classes or files when the result would not be a usable
+    dataset; the caller removes `out` then. `progress` receives fractions in [0, 1].
+    """
+    scan = scan_folder(Path(source))
+    plan = plan_layout(scan.files)
+    skipped = [{"file": f, "reason": r} for f, r in scan.skipped + plan.skipped]
+    accepted, plan_classes = _store_all(Path(source), out, plan, options, progress, skipped)
+    if plan.kind != "splits":  # step 2: class folders only: split them
+        _auto_split(accepted, out, options)
+        plan_classes["train"] |= plan_classes.pop(None)
+        plan_classes[None] = set()
+    names = sorted(plan_classes["train"] | plan_classes["validation"])
+    counts, classes = _class_counts(accepted, names)
+    duplicates, leakage = _hash_findings(accepted)
+    report = _report(
+        scan=scan, plan=plan, options=options, classes=classes, skipped=skipped, accepted=accepted,
+        duplicates=duplicates, leakage=leakage,
+    )  # fmt: skip
+    problems = _class_problems(plan_classes, counts, plan.kind)  # step 5
+    if problems:
+        raise IngestError("; ".join(problems), report=report)
+    report["warnings"] = _warnings(classes, options, duplicates=duplicates, leakage=leakage, skipped=skipped)
+    content_hash = _content_hash(accepted)
+    report["thumbnails"] = _thumbnails(accepted, names, out, options)
     if progress:
         progress(1.0)
     stats = {
@@ -239,4 +277,6 @@ def build_dataset(
         "classes": len(names),
         "image_sizes": report["image_sizes"],
     }
-    return BuildResult(classes=classes, content_hash=digest.hexdigest(), stats=stats, report=report, warnings=warnings)
+    return BuildResult(
+        classes=classes, content_hash=content_hash, stats=stats, report=report, warnings=report["warnings"]
+    )

@@ -3,9 +3,10 @@
 import re
 from pathlib import PurePosixPath
 
+from workers.ml.images import IMAGE_SUFFIXES
+
 from .errors import IngestError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"})
 # Files that operating systems and archivers add on their own: ignored without a word.
 SYSTEM_NAMES = frozenset({"__macosx", ".ds_store", "thumbs.db", "desktop.ini", ".spotlight-v100", ".trashes"})

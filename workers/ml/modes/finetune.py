@@ -24,6 +24,7 @@ from workers.ml.errors import MLError
 from workers.ml.fit import EXTRACTION_BATCH, Run, fit, image_fit, predict_batches
 from workers.ml.models import build_transfer_model, compile_model, probabilities
 from workers.ml.predict import load_verified_model
+from workers.ml.registry import SPECS
 
 # Fine-tuning keeps the frozen prefix's outputs in memory up to this size (both splits).
 PREFIX_MEMORY_BUDGET = 1 << 30
@@ -67,7 +68,7 @@ def split_frozen_prefix(run: Run, preprocess, base, head) -> FrozenSplit | None:
     the saved model's own weights.
     """
     cfg = run.cfg
-    if cfg.backbone != "vgg16":  # residual graphs cannot be cut at a single layer
+    if not SPECS[cfg.backbone].linear:  # residual graphs cannot be cut at a single layer
         return None
     layers = base.layers
     first = next((i for i, layer in enumerate(layers) if layer.trainable and layer.weights), None)
