@@ -27,7 +27,7 @@ def requires_python() -> SpecifierSet:
 
 def fake_pythons(folder: Path, **versions: str) -> Path:
     """Executables named like pythons (python3_12 -> python3.12) that print a version, or fail when it is ""."""
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, version in versions.items():
         exe = folder / name.replace("_", ".")
         exe.write_text(f"#!/bin/sh\necho {version}\n" if version else "#!/bin/sh\nexit 127\n")
@@ -95,6 +95,38 @@ def test_PYTHON_is_the_only_candidate_when_set(tmp_path):
 def test_the_docker_image_runs_a_supported_python():
     version = re.search(r"^FROM python:(3\.\d+)", (ROOT / "Dockerfile").read_text(), re.M)[1]
     assert version in SUPPORTED
+
+
+def venv_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """bin/_venv.sh as bin/run sources it, in a copy of bin/ beside an empty checkout."""
+    (tmp_path / "bin").mkdir()
+    for name in ("_venv.sh", "_python.sh"):
+        shutil.copy2(ROOT / "bin" / name, tmp_path / "bin" / name)
+    (tmp_path / "requirements.txt").write_text("")
+    return subprocess.run(
+        ["/bin/bash", "-c", f"source {tmp_path}/bin/_venv.sh && echo sourced"],
+        env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_a_venv_whose_python_is_gone_is_named_with_the_way_out(tmp_path):
+    fake_pythons(tmp_path / ".venv" / "bin", python="")
+    result = venv_script(tmp_path)
+    assert result.returncode == 1 and "sourced" not in result.stdout
+    assert "Remove it (rm -rf .venv) and run this again" in result.stderr
+
+
+def test_without_its_venv_module_python_leaves_no_half_made_venv_and_the_package_is_named(tmp_path):
+    # Ubuntu's python3 without python3-venv: `-m venv` makes the folder, then fails on ensurepip.
+    python = tmp_path / "fake" / "python3.12"
+    python.parent.mkdir()
+    python.write_text(
+        '#!/bin/sh\ncase "$1" in -c) echo 3.12;; --version) echo Python 3.12.3;; -m) mkdir -p "$3/bin"; exit 1;; esac\n'
+    )
+    python.chmod(0o755)
+    result = venv_script(tmp_path, PYTHON=str(python))
+    assert result.returncode == 1 and not (tmp_path / ".venv").exists()
+    assert "sudo apt-get install python3.12-venv" in result.stderr
 
 
 # --- the lock on each supported version (needs the package index) ------------------------------
