@@ -313,3 +313,85 @@ def test_a_model_that_answers_differently_once_loaded_is_refused(bottleneck_run,
     wrong = np.full((1, 3), 1 / 3, np.float32)
     with pytest.raises(MLError, match="answers differently from the trained one"):
         check_round_trip(result.model_dir, result.sha256, [image], wrong)
+
+
+@pytest.fixture(scope="module")
+def with_test_split(tmp_path_factory):
+    from conftest import write_dataset
+
+    root = write_dataset(tmp_path_factory.mktemp("withtest"), ["circle", "square"], 24, 8, seed=3)
+    held_out = write_dataset(tmp_path_factory.mktemp("heldout"), ["circle", "square"], 0, 6, seed=4)
+    (held_out / "validation").rename(root / "test")
+    return root
+
+
+def test_the_headline_is_measured_once_on_the_test_split(with_test_split, tmp_path):
+    from workers.ml.predict import LoadedModel
+
+    result = run(tiny_config("bottleneck"), with_test_split, tmp_path, dataset_hash="with-test")
+    evaluation = result.evaluation
+    assert (evaluation["split"], evaluation["n"]) == ("test", 12)
+    assert np.array(evaluation["confusion_matrix"]).sum() == 12
+    assert all(m["path"].startswith("test/") for m in evaluation["confident_mistakes"])
+    # The saved model, served, scores the test files exactly as the evaluation says.
+    loaded = LoadedModel.load(result.model_dir)
+    files = sorted((with_test_split / "test").glob("*/*.jpg"))
+    predicted = loaded.predict([f.read_bytes() for f in files]).argmax(axis=1)
+    truth = np.array([result.class_names.index(f.parent.name) for f in files])
+    assert float((predicted == truth).mean()) == pytest.approx(evaluation["accuracy"])
+    # The epoch was chosen on validation: the history's best val_accuracy is not the test accuracy's source.
+    assert result.history[result.best_epoch - 1]["val_accuracy"] is not None
+
+
+def test_a_dataset_without_test_images_is_scored_on_validation(bottleneck_run):
+    result, _ = bottleneck_run
+    assert (result.evaluation["split"], result.evaluation["n"]) == ("validation", 30)
+
+
+def test_balanced_class_weights_make_each_class_weigh_the_same():
+    from workers.ml.fit import balanced_class_weights
+
+    weights = balanced_class_weights(np.array([0] * 30 + [1] * 10), 2)
+    assert weights == {0: 40 / 60, 1: 40 / 20}
+    assert 30 * weights[0] == pytest.approx(10 * weights[1])
+
+
+def test_it_trains_with_balanced_class_weights_in_every_mode(bottleneck_run, three_class_dir, tmp_path):
+    base_result, _ = bottleneck_run
+    head = run(tiny_config("bottleneck", epochs=1, class_weight="balanced"), three_class_dir, tmp_path, name="b")
+    assert head.model_info["config"]["class_weight"] == "balanced"
+    augmented = tiny_config("finetune", epochs=1, class_weight="balanced", augmentation={"horizontal_flip": True})
+    tuned = run(augmented, three_class_dir, tmp_path, name="f", base_model_dir=base_result.model_dir)
+    assert len(tuned.history) == 1 and tuned.history[0]["loss"] is not None
+
+
+def test_the_saved_model_returns_calibrated_probabilities_with_intervals_reported(bottleneck_run, three_class_dir):
+    from workers.ml.calibration import apply_temperature
+    from workers.ml.predict import LoadedModel
+
+    result, _ = bottleneck_run
+    evaluation = result.evaluation
+    calibration = evaluation["calibration"]
+    assert calibration["temperature"] > 0 and set(calibration) >= {"ece_before", "ece_after"}
+    lo, hi = evaluation["accuracy_ci95"]
+    assert lo < evaluation["accuracy"] <= hi and hi - lo > 0.05  # 30 images: a wide interval
+    assert {"macro_f1", "macro_f1_ci95", "balanced_accuracy", "per_class_recall"} <= set(evaluation)
+    recalls = [r["recall"] for r in evaluation["per_class_recall"]]
+    assert recalls == sorted(recalls)  # worst first
+    loaded = LoadedModel.load(result.model_dir)
+    assert loaded._model.layers[-1].name == "calibration"
+    image = next((three_class_dir / "validation" / "circle").iterdir()).read_bytes()
+    served = loaded.predict([image])
+    uncalibrated = loaded._model.get_layer("calibration").input  # the head's output, before scaling
+    raw = keras_model_output(loaded._model, uncalibrated, image, loaded.image_size)
+    np.testing.assert_allclose(served, apply_temperature(raw, calibration["temperature"]), atol=1e-5)
+
+
+def keras_model_output(model, tensor, image: bytes, size):
+    import keras
+
+    from workers.ml.models import probabilities
+    from workers.ml.predict import model_inputs
+
+    head_only = keras.Model(model.inputs[0], tensor)
+    return probabilities(np.asarray(head_only(model_inputs([image], size).astype("float32"), training=False)))

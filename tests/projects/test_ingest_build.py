@@ -169,3 +169,61 @@ def _as_png(jpeg: bytes) -> bytes:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+# --- test split ------------------------------------------------------------------------------
+
+
+def _split_of(out, name):
+    return sorted(p.relative_to(out).parts[0] for p in out.glob(f"*/*/{name}.*") if p.parts[-3] != "thumbs")
+
+
+def test_it_keeps_an_uploaded_test_folder(tmp_path):
+    files = split_files(train=5, validation=2)
+    files.update(class_files("test/", per_class=3, start=200))
+    result, out = _build(tmp_path, files)
+    assert [(c["name"], c["test_count"]) for c in result.classes] == [("cats", 3), ("dogs", 3)]
+    assert result.report["test_split"] == {"source": "uploaded", "fraction": None, "reason": ""}
+    assert result.report["totals"]["test"] == 6 and (out / "test" / "cats").is_dir()
+
+
+def test_it_refuses_a_test_folder_that_misses_a_class(tmp_path):
+    files = split_files(train=5, validation=2)
+    files.update(class_files("test/", classes=("cats",), per_class=3, start=200))
+    with pytest.raises(IngestError, match="class\\(es\\) missing from test \\(no usable test images\\): 'dogs'"):
+        _build(tmp_path, files)
+
+
+def test_it_carves_a_stratified_seeded_test_split_keeping_copies_together(tmp_path):
+    files = class_files("train/", per_class=20)
+    files.update(class_files("validation/", per_class=3, start=100))
+    files["train/cats/original.jpg"] = image_bytes(555)
+    files["train/cats/copy-of-original.png"] = _as_png(files["train/cats/original.jpg"])
+    options = BuildOptions(max_pixels=1_000_000, test_fraction=0.2, seed=7)
+    result, out = _build(tmp_path, files, options)
+    assert result.report["test_split"] == {"source": "carved", "fraction": 0.2, "reason": ""}
+    assert [(c["name"], c["train_count"], c["test_count"]) for c in result.classes][1] == ("dogs", 16, 4)
+    assert _split_of(out, "original") == _split_of(out, "copy-of-original")  # one picture, one split
+    assert result.report["leakage"]["total"] == 0
+    again, _ = _build(tmp_path / "again", files, options)
+    assert again.content_hash == result.content_hash  # the same seed carves the same images
+
+
+def test_it_carves_no_test_split_from_too_few_images_and_says_why(tmp_path):
+    options = BuildOptions(max_pixels=1_000_000, test_fraction=0.2, seed=7)
+    result, out = _build(tmp_path, split_files(train=5, validation=2), options)
+    assert result.report["test_split"]["source"] == "none"
+    assert "too few training images in 'cats' (5)" in result.report["test_split"]["reason"]
+    assert any(w.startswith("No test split: too few training images") for w in result.warnings)
+    assert not (out / "test").exists()
+
+
+def test_it_reports_leakage_into_the_test_split(tmp_path):
+    files = split_files(train=3, validation=1)
+    files["test/cats/t0.jpg"] = image_bytes(300)
+    files["test/dogs/leak.jpg"] = files["train/dogs/dogs2.jpg"]
+    result, _ = _build(tmp_path, files)
+    leaks = result.report["leakage"]["items"]
+    assert [(x["train"], x["validation"], x["test"]) for x in leaks] == [
+        (["train/dogs/dogs2.jpg"], [], ["test/dogs/leak.jpg"])
+    ]

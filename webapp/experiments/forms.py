@@ -95,6 +95,9 @@ def config_field(opt: Option) -> forms.Field:
     common = {"help_text": _help(opt), "label": opt.label or None}
     if opt.kind == "bool":
         return forms.BooleanField(required=False, initial=opt.default, **common)
+    if opt.kind == "choice" and opt.nullable:  # "" stands for None: the option is off
+        choices = [("", "none")] + _choices(c for c in opt.choices if c is not None)
+        return forms.ChoiceField(choices=choices, required=False, initial="", **common)
     if opt.kind == "choice":
         return forms.ChoiceField(choices=_choices(opt.choices), initial=opt.default, **common)
     if opt.kind == "int":
@@ -142,6 +145,7 @@ class ExperimentForm(forms.Form):
             "optimizer",
             "momentum",
             "seed",
+            "class_weight",
             "early_stopping_patience",
             "head_units",
             "head_dropout",
@@ -190,6 +194,8 @@ class ExperimentForm(forms.Form):
         }
         if d["optimizer"] == "sgd":
             config["momentum"] = d["momentum"]
+        if d.get("class_weight"):
+            config["class_weight"] = d["class_weight"]
         if d["early_stopping_patience"] is not None:
             config["early_stopping"] = {"patience": d["early_stopping_patience"]}
         unfreeze = [b.strip() for b in (d["unfreeze"] or "").split(",") if b.strip()]

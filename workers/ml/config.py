@@ -110,6 +110,7 @@ class ExperimentConfig:
     optimizer: str = _d("optimizer")
     momentum: float = _d("momentum")  # used by sgd only
     seed: int = _d("seed")
+    class_weight: str | None = _d("class_weight")
     head: HeadConfig = field(default_factory=HeadConfig)
     unfreeze: tuple[str, ...] = ("block5",)
     early_stopping_patience: int | None = None
@@ -303,6 +304,7 @@ def parse_config(data: dict) -> ExperimentConfig:
         optimizer=optimizer,
         momentum=_value(data, option("momentum")),
         seed=_value(data, option("seed")),
+        class_weight=_value(data, option("class_weight")),
         head=_parse_head(data.get("head")),
         unfreeze=tuple(unfreeze),
         early_stopping_patience=patience,

@@ -45,6 +45,14 @@ def list_classes(dataset_dir: Path) -> list[str]:
     return names
 
 
+def has_split(dataset_dir: Path, split: str) -> bool:
+    """True when ``dataset_dir/split/`` holds at least one image in a class folder."""
+    folder = Path(dataset_dir) / split
+    return folder.is_dir() and any(
+        f.suffix.lower() in IMAGE_SUFFIXES for d in folder.iterdir() if d.is_dir() for f in d.iterdir()
+    )
+
+
 def list_split(dataset_dir: Path, split: str, class_names: list[str]) -> Split:
     """All images of ``split`` for ``class_names``; a missing class folder means no images."""
     root = Path(dataset_dir)

@@ -52,6 +52,7 @@ class Run:
     val: Split
     on_progress: Callable
     should_stop: Callable
+    test: Split | None = None  # scored once at the end; never used to choose anything
     base_info: dict | None = None  # finetune: the base model's model.json
     timings: dict = field(default_factory=lambda: {"feature_extraction_s": 0.0, "training_s": 0.0, "cache_hit": False})
 
@@ -62,6 +63,11 @@ class Run:
     @property
     def binary(self) -> bool:
         return is_binary(self.n_classes)
+
+    @property
+    def scored(self) -> Split:
+        """The split the headline metrics are measured on: test when there is one."""
+        return self.test if self.test is not None else self.val
 
     def targets(self, split: Split) -> np.ndarray:
         if self.binary:
@@ -149,11 +155,19 @@ def fit(run: Run, model, x, y=None, *, validation_data, batches: int, start: flo
     kwargs = {"batch_size": run.cfg.batch_size, "shuffle": y is not None}
     if y is None:
         del kwargs["batch_size"]
+    if run.cfg.class_weight == "balanced":
+        kwargs["class_weight"] = balanced_class_weights(run.train.labels, run.n_classes)
     model.fit(x, y, epochs=run.cfg.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0, **kwargs)
     run.timings["training_s"] = time.perf_counter() - started
     if run.should_stop():  # asked during the very last batch's callbacks
         raise Cancelled("training was cancelled")
     return monitor
+
+
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """n / (classes x count) per class, as scikit-learn's "balanced": the classes weigh the same."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=n_classes).astype(np.float64)
+    return {c: float(len(labels) / (n_classes * counts[c])) if counts[c] else 0.0 for c in range(n_classes)}
 
 
 def predict_batches(model, batches) -> np.ndarray:

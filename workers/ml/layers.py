@@ -140,3 +140,31 @@ class FeaturewiseStandardize(keras.layers.Layer):
             "std_normalization": self.std_normalization,
             "channels": self.channels,
         }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TemperatureScaling(keras.layers.Layer):
+    """Calibrated probabilities from a classifier's probabilities: softmax(log p / T), and for a
+    single sigmoid unit sigmoid(logit p / T). The temperature is fitted on validation after
+    training (workers.ml.calibration) and saved with the model, so predict returns calibrated
+    probabilities. T = 1 changes nothing; the most probable class never changes.
+    """
+
+    EPS = 1e-7
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        p = ops.clip(ops.cast(inputs, "float32"), self.EPS, 1.0 - self.EPS)
+        if inputs.shape[-1] == 1:
+            logit = ops.log(p) - ops.log(1.0 - p)
+            return ops.sigmoid(logit / self.temperature)
+        return ops.softmax(ops.log(p) / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}

@@ -88,6 +88,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("optimizer", "choice", "rmsprop", "The blog's rmsprop; fine-tuning's slow sgd keeps pretrained "
            "features intact.", choices=OPTIMIZERS, mode_defaults={"finetune": "sgd"}),
     Option("momentum", "number", 0.9, "SGD only.", lo=0, hi=1, hi_open=True),
+    Option("class_weight", "choice", None, "balanced: each class weighs as much in the loss as the others "
+           "together, whatever its number of images (n / (classes x count)); empty: every image weighs the same.",
+           choices=(None, "balanced"), nullable=True),
     Option("seed", "int", 1337, "Same seed, same data and settings: same result.", lo=0, hi=2**31 - 1),
     Option("head.units", "int", 256, "Units of the head's dense layer.", label="Head units", lo=1, hi=8192,
            modes=("bottleneck",)),

@@ -20,12 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workers.ml.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability_diagram
 from workers.ml.config import ExperimentConfig, config_to_dict
-from workers.ml.data import RESIZE_RULE, Split, list_classes, list_split
+from workers.ml.data import RESIZE_RULE, Split, has_split, list_classes, list_split, make_dataset
 from workers.ml.errors import MLError
 from workers.ml.evaluate import evaluate
-from workers.ml.fit import EXTRACTION_BATCH, Monitor, Progress, Run  # noqa: F401  (EXTRACTION_BATCH: benchmarks)
+from workers.ml.fit import EXTRACTION_BATCH, Monitor, Progress, Run, predict_batches
 from workers.ml.images import DECODER_VERSION
+from workers.ml.layers import TemperatureScaling
 from workers.ml.models import probabilities
 from workers.ml.modes.bottleneck import train_bottleneck
 from workers.ml.modes.finetune import train_finetune
@@ -33,6 +35,7 @@ from workers.ml.modes.scratch import train_scratch
 from workers.ml.predict import file_sha256, model_inputs
 from workers.ml.registry import SPECS
 from workers.ml.roundtrip import check_round_trip
+from workers.ml.stats import evaluation_summary
 
 MODEL_FORMAT_VERSION = 2  # 2: decoded by workers.ml.images, no augmentation layers inside
 # Validation images the saved model is checked on in a fresh process before success.
@@ -55,6 +58,22 @@ class TrainingResult:
     # Fine-tune only: its base model evaluated on the same validation images before epoch 1.
     base_evaluation: dict | None = None
     round_trip: dict = field(default_factory=dict)  # RoundTrip.as_dict()
+
+
+def _evaluation(probs: np.ndarray, split: Split, run: Run, *, uncalibrated: np.ndarray | None = None) -> dict:
+    """The metrics of ``probs`` on ``split`` with their 95% intervals, labelled with the split they
+    were measured on; with ``uncalibrated``, the calibration error before and after."""
+    split_name = "test" if split is run.test else "validation"
+    evaluation = evaluate(probs, split.labels, run.class_names, split.relative)
+    evaluation.update(evaluation_summary(probs, split.labels, run.class_names, split=split_name, seed=run.cfg.seed))
+    if uncalibrated is not None:
+        evaluation["calibration"] = {
+            "ece_before": expected_calibration_error(uncalibrated, split.labels),
+            "ece_after": expected_calibration_error(probs, split.labels),
+            "reliability_before": reliability_diagram(uncalibrated, split.labels),
+            "reliability_after": reliability_diagram(probs, split.labels),
+        }
+    return evaluation
 
 
 def _round_trip_sample(split: Split, k: int) -> list[int]:
@@ -143,6 +162,7 @@ def train(
         list_split(dataset_dir, "validation", class_names),
         on_progress,
         should_stop,
+        test=list_split(dataset_dir, "test", class_names) if has_split(dataset_dir, "test") else None,
     )
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
@@ -158,10 +178,20 @@ def train(
         else:
             model, monitor, probs = train_scratch(run)
         on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 0.97))
-        evaluation = evaluate(probs, run.val.labels, class_names, run.val.relative)
+        scored = run.scored
+        # Temperature scaling, fitted on validation, becomes the saved model's last layer.
+        temperature = fit_temperature(probs, run.val.labels)
+        trained = model
+        model = keras.Model(trained.inputs[0], TemperatureScaling(temperature, name="calibration")(trained.outputs[0]))
+        raw = probs
+        if run.test is not None:  # the model as it will be saved, once, on images nothing was chosen on
+            test_images = make_dataset(run.test, config.image_size, EXTRACTION_BATCH, with_labels=False)
+            raw = probabilities(predict_batches(trained, test_images))
+        evaluation = _evaluation(apply_temperature(raw, temperature), scored, run, uncalibrated=raw)
+        evaluation["calibration"]["temperature"] = temperature
         base_evaluation = None
         if before is not None:
-            base_evaluation = evaluate(before, run.val.labels, class_names, run.val.relative)
+            base_evaluation = _evaluation(before, scored, run)
             base_evaluation.pop("confident_mistakes", None)
         model_path = tmp / "model.keras"
         model.save(model_path)

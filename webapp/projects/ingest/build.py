@@ -21,14 +21,20 @@ from .images import ImageRejected, store_image, write_thumbnail
 from .layout import Item, plan_layout, scan_folder
 from .paths import skip_reason_for_suffix
 
-SPLITS = ("train", "validation")
+SPLITS = ("train", "validation", "test")
 POOL = "_pool"
+# A test split is carved from the training images only when every class keeps at least this many
+# training groups and gets one test image; below that, the dataset has no test split (it says so).
+MIN_TRAIN_FOR_TEST = 10
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     max_pixels: int
     validation_fraction: float = 0.2
+    # Share of each class's training images set aside as a test split when the upload has no
+    # test/ folder (0: none). Duplicate groups stay together, so no picture is in two splits.
+    test_fraction: float = 0.0
     seed: int = 20240607
     thumbnails_per_class: int = 4
     imbalance_ratio: float = 3.0
@@ -48,7 +54,7 @@ class Accepted:
 
 @dataclass
 class BuildResult:
-    classes: list[dict]  # [{name, train_count, validation_count}], sorted by name
+    classes: list[dict]  # [{name, train_count, validation_count, test_count}], sorted by name
     content_hash: str
     stats: dict
     report: dict
@@ -80,6 +86,34 @@ def _auto_split(accepted: list[Accepted], out: Path, options: BuildOptions) -> N
     shutil.rmtree(out / POOL, ignore_errors=True)
 
 
+def _carve_test(accepted: list[Accepted], out: Path, options: BuildOptions) -> str | None:
+    """Move a stratified, seeded share of each class's training images to test/; duplicate groups
+    move together. Returns why no test split was carved, or None when it was."""
+    by_class: dict[str, dict[str, list[Accepted]]] = defaultdict(lambda: defaultdict(list))
+    for a in accepted:
+        if a.split == "train":
+            by_class[a.item.class_name][a.pixels].append(a)
+    plan = {}
+    for class_name, groups in by_class.items():
+        n_test = int(len(groups) * options.test_fraction)
+        if n_test < 1 or len(groups) - n_test < MIN_TRAIN_FOR_TEST:
+            return (
+                f"too few training images in {class_name!r} ({len(groups)}) to set {options.test_fraction:.0%} aside "
+                f"as a test split and keep {MIN_TRAIN_FOR_TEST}; the numbers are measured on validation"
+            )
+        hashes = sorted(groups)
+        random.Random(f"{options.seed}:test:{class_name}").shuffle(hashes)
+        plan[class_name] = set(hashes[:n_test])
+    for class_name, chosen in plan.items():
+        for digest in chosen:
+            for a in by_class[class_name][digest]:
+                target = out / "test" / class_name / a.path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(a.path, target)
+                a.path, a.split = target, "test"
+    return None
+
+
 def _class_problems(plan_classes: dict[str, set], counts: dict[str, dict[str, int]], kind: str) -> list[str]:
     names = sorted(plan_classes["train"] | plan_classes["validation"] | plan_classes[None])
     if len(names) < 2:
@@ -105,6 +139,15 @@ def _class_problems(plan_classes: dict[str, set], counts: dict[str, dict[str, in
         problems.append(
             "class(es) missing from validation (no usable validation images): " + ", ".join(map(repr, missing_val))
         )
+    if plan_classes["test"]:  # an uploaded test/ folder must test every class, and only those
+        only_test = sorted(plan_classes["test"] - set(names))
+        missing_test = [n for n in names if counts[n]["test"] == 0 and n not in no_train]
+        if only_test:
+            problems.append("class(es) in test/ but not in train/: " + ", ".join(map(repr, only_test)))
+        if missing_test:
+            problems.append(
+                "class(es) missing from test (no usable test images): " + ", ".join(map(repr, missing_test))
+            )
     return problems
 
 
@@ -121,10 +164,14 @@ def _hash_findings(accepted: list[Accepted]) -> tuple[list[dict], list[dict]]:
         for (split, digest), files in sorted(where.items())
         if len(files) > 1
     ]
+    # The same picture in two splits: a model can be chosen or scored on an image it trained on.
+    splits_of: dict[str, set] = defaultdict(set)
+    for split, digest in where:
+        splits_of[digest].add(split)
     leakage = [
-        {"sha256": digest, "train": files, "validation": where[("validation", digest)]}
-        for (split, digest), files in sorted(where.items())
-        if split == "train" and ("validation", digest) in where
+        {"sha256": digest, **{split: where.get((split, digest), []) for split in SPLITS}}
+        for digest, splits in sorted(splits_of.items())
+        if len(splits) > 1
     ]
     return duplicates, leakage
 
@@ -134,7 +181,7 @@ def _store_all(source: Path, out: Path, plan, options: BuildOptions, progress, s
 
     Returns the accepted images and the classes the plan found in each split.
     """
-    plan_classes: dict[str | None, set] = {"train": set(), "validation": set(), None: set()}
+    plan_classes: dict[str | None, set] = {"train": set(), "validation": set(), "test": set(), None: set()}
     accepted: list[Accepted] = []
     for index, item in enumerate(plan.items):
         plan_classes[item.split].add(item.class_name)
@@ -156,29 +203,40 @@ def _store_all(source: Path, out: Path, plan, options: BuildOptions, progress, s
     return accepted, plan_classes
 
 
+def _test_split(accepted: list[Accepted], out: Path, options: BuildOptions, *, uploaded: bool) -> dict:
+    """Step 2b: where the test images come from: "uploaded" (a test/ folder), "carved" from the
+    training images (``options.test_fraction``), or "none" (with the reason, when one was asked)."""
+    if uploaded:
+        return {"source": "uploaded", "fraction": None, "reason": ""}
+    if options.test_fraction <= 0:
+        return {"source": "none", "fraction": 0.0, "reason": ""}
+    reason = _carve_test(accepted, out, options)
+    if reason:
+        return {"source": "none", "fraction": options.test_fraction, "reason": reason}
+    return {"source": "carved", "fraction": options.test_fraction, "reason": ""}
+
+
 def _class_counts(accepted: list[Accepted], names: list[str]) -> tuple[dict, list[dict]]:
     """Step 3: images per class and split, as a lookup and as the report's class rows."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "validation": 0})
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SPLITS, 0))
     for a in accepted:
         counts[a.item.class_name][a.split] += 1
-    classes = [
-        {"name": n, "train_count": counts[n]["train"], "validation_count": counts[n]["validation"]} for n in names
-    ]
+    classes = [{"name": n, **{f"{split}_count": counts[n][split] for split in SPLITS}} for n in names]
     return counts, classes
 
 
-def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leakage) -> dict:
+def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leakage, test_split) -> dict:
     """Step 4: the dataset report shown to the user (lists cut at ``max_listed``)."""
     limit = options.max_listed
     return {
         "layout": plan.kind,
         "wrapper": plan.wrapper,
         "validation_fraction": options.validation_fraction if plan.kind != "splits" else None,
-        "seed": options.seed if plan.kind != "splits" else None,
+        "test_split": test_split,
+        "seed": options.seed,
         "classes": classes,
         "totals": {
-            "train": sum(c["train_count"] for c in classes),
-            "validation": sum(c["validation_count"] for c in classes),
+            **{split: sum(c[f"{split}_count"] for c in classes) for split in SPLITS},
             "skipped": len(skipped),
             "ignored": scan.ignored,
             "duplicate_groups": len(duplicates),
@@ -209,7 +267,7 @@ def _warnings(classes: list[dict], options: BuildOptions, *, duplicates, leakage
     if duplicates:
         warnings.append(f"{len(duplicates)} group(s) of identical images within a split.")
     if leakage:
-        warnings.append(f"{len(leakage)} image(s) appear in both train and validation (leakage).")
+        warnings.append(f"{len(leakage)} image(s) appear in more than one of train, validation and test (leakage).")
     if skipped:
         warnings.append(f"{len(skipped)} file(s) were skipped; see the list.")
     return warnings
@@ -255,12 +313,13 @@ def build_dataset(
         _auto_split(accepted, out, options)
         plan_classes["train"] |= plan_classes.pop(None)
         plan_classes[None] = set()
+    test_split = _test_split(accepted, out, options, uploaded=bool(plan_classes["test"]))
     names = sorted(plan_classes["train"] | plan_classes["validation"])
     counts, classes = _class_counts(accepted, names)
     duplicates, leakage = _hash_findings(accepted)
     report = _report(
         scan=scan, plan=plan, options=options, classes=classes, skipped=skipped, accepted=accepted,
-        duplicates=duplicates, leakage=leakage,
+        duplicates=duplicates, leakage=leakage, test_split=test_split,
     )  # fmt: skip
     problems = _class_problems(plan_classes, counts, plan.kind)  # step 5
     if problems:
@@ -270,10 +329,11 @@ def build_dataset(
     report["thumbnails"] = _thumbnails(accepted, names, out, options)
     if progress:
         progress(1.0)
+    if test_split["source"] == "none" and test_split["reason"]:
+        report["warnings"].append(f"No test split: {test_split['reason']}.")
     stats = {
         "images": len(accepted),
-        "train": report["totals"]["train"],
-        "validation": report["totals"]["validation"],
+        **{split: report["totals"][split] for split in SPLITS},
         "classes": len(names),
         "image_sizes": report["image_sizes"],
     }

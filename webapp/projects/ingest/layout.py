@@ -1,8 +1,8 @@
 """Find the images of an upload and decide which split and class each belongs to.
 
-Accepted shapes: `train/` + `validation/` with class folders; the same inside one wrapping
-folder (`data/train/...`, which is also what a browser folder pick sends); class folders only,
-split later by a validation fraction.
+Accepted shapes: `train/` + `validation/` (+ optionally `test/`) with class folders; the same
+inside one wrapping folder (`data/train/...`, which is also what a browser folder pick sends);
+class folders only, split later by a validation fraction (and a test fraction).
 """
 
 import os
@@ -15,6 +15,9 @@ from .paths import is_ignored
 
 TRAIN_NAMES = frozenset({"train", "training"})
 VALIDATION_NAMES = frozenset({"validation", "val", "valid"})
+TEST_NAMES = frozenset({"test", "testing"})
+SPLIT_NAMES = {**dict.fromkeys(TRAIN_NAMES, "train"), **dict.fromkeys(VALIDATION_NAMES, "validation")}
+SPLIT_NAMES.update(dict.fromkeys(TEST_NAMES, "test"))
 MAX_UNWRAP = 3
 _UNSAFE = re.compile(r"[^\w.\-]+")
 
@@ -22,7 +25,7 @@ _UNSAFE = re.compile(r"[^\w.\-]+")
 @dataclass(frozen=True)
 class Item:
     relative: PurePosixPath  # as uploaded, for reports
-    split: str | None  # "train" | "validation" | None (to be split by fraction)
+    split: str | None  # "train" | "validation" | "test" | None (to be split by fraction)
     class_name: str
     output_name: str  # file name under <split>/<class>/, without suffix
 
@@ -76,7 +79,7 @@ def _strip_wrappers(files: list[PurePosixPath]) -> tuple[list[PurePosixPath], li
         if len(tops) != 1:
             break
         top = next(iter(tops))
-        if top.lower() in TRAIN_NAMES | VALIDATION_NAMES or not any(len(f.parts) >= 3 for f in files):
+        if top.lower() in SPLIT_NAMES or not any(len(f.parts) >= 3 for f in files):
             break
         stripped.append(top)
         files = [PurePosixPath(*f.parts[1:]) for f in files]
@@ -95,8 +98,8 @@ def plan_layout(files: list[PurePosixPath]) -> Plan:
     inner, stripped = _strip_wrappers(files)
     tops = {f.parts[0].lower() for f in inner if len(f.parts) > 1}
     has_train, has_validation = bool(tops & TRAIN_NAMES), bool(tops & VALIDATION_NAMES)
-    if has_validation and not has_train:
-        raise IngestError("the upload has a validation/ folder but no train/ folder")
+    if (has_validation or tops & TEST_NAMES) and not has_train:
+        raise IngestError("the upload has a validation/ or test/ folder but no train/ folder")
     kind = "class-folders" if not has_train else ("splits" if has_validation else "train-only")
     plan = Plan(kind=kind, wrapper="/".join(stripped))
     used: set[tuple[str | None, str, str]] = set()
@@ -106,10 +109,10 @@ def plan_layout(files: list[PurePosixPath]) -> Plan:
             split, rest = None, rel.parts
         else:
             top = rel.parts[0].lower()
-            if len(rel.parts) == 1 or (top not in TRAIN_NAMES and top not in VALIDATION_NAMES):
-                plan.skipped.append((shown, "outside the train/ and validation/ folders"))
+            if len(rel.parts) == 1 or top not in SPLIT_NAMES:
+                plan.skipped.append((shown, "outside the train/, validation/ and test/ folders"))
                 continue
-            split, rest = ("train" if top in TRAIN_NAMES else "validation"), rel.parts[1:]
+            split, rest = SPLIT_NAMES[top], rel.parts[1:]
         if len(rest) < 2:
             plan.skipped.append((shown, "not inside a class folder"))
             continue

@@ -48,9 +48,9 @@ class PrefixTrainer(keras.Model):
         return self.net(inputs, training=training)
 
     def train_step(self, data):
-        images, y = data
+        images, *rest = data  # (x, y) or, with class weights, (x, y, sample_weight)
         prefix = tf.stop_gradient(self.frozen(images, training=True))  # augmentation on
-        return super().train_step((prefix, y))
+        return super().train_step((prefix, *rest))
 
 
 @dataclass
@@ -144,9 +144,15 @@ def train_finetune(run: Run, base_model_dir: Path | None):
     set_trainable_blocks(base, cfg.backbone, cfg.unfreeze)
     augmentation = build_random_augmentation(cfg.augmentation, seed=cfg.seed)
     model = build_transfer_model(cfg.image_size, preprocess, base, head)
+    before_test = None
+    if run.test is not None:  # the base, scored on the images the fine-tune will be scored on
+        test_images = make_dataset(run.test, cfg.image_size, EXTRACTION_BATCH, with_labels=False)
+        before_test = probabilities(predict_batches(model, test_images))
     split = split_frozen_prefix(run, preprocess, base, head)
     if split is None:
         monitor, probs, before = image_fit(run, model, augmentation, baseline=True)  # compiles after trainable changed
     else:
         monitor, probs, before = prefix_fit(run, split, augmentation)
+    if before_test is not None:
+        before = before_test
     return model, monitor, probs, before
