@@ -201,3 +201,25 @@ def test_it_puts_a_class_without_images_last_in_the_summary():
     assert [r["class"] for r in summary["per_class_recall"]] == ["b", "a", "c"]
     assert summary["per_class_recall"][-1] == {"class": "c", "recall": None, "ci95": None, "support": 0}
     assert summary["per_class_recall"][1]["ci95"][1] == 1.0  # "a": 1 of 1 right
+
+
+def test_a_threshold_trades_coverage_for_precision():
+    from workers.ml.stats import at_threshold, threshold_curve, threshold_for_precision
+
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.55, 0.45]])
+    labels = np.array([0, 0, 1, 0, 1])  # the 0.6 and the 0.55 answers are wrong
+    curve = threshold_curve(probs, labels)
+    assert curve == [[0.95, 1.0], [0.9, 1.0], [0.8, 1.0], [0.6, 0.0], [0.55, 0.0]]
+    assert at_threshold(curve, 0.0) == {
+        "threshold": 0.0,
+        "accepted": 5,
+        "coverage": 1.0,
+        "precision": 0.6,
+        "recall": 0.6,
+    }
+    assert at_threshold(curve, 0.7)["precision"] == 1.0 and at_threshold(curve, 0.7)["coverage"] == 0.6
+    assert at_threshold(curve, 0.99)["precision"] is None
+    chosen = threshold_for_precision(curve, 0.75)
+    assert chosen["threshold"] == 0.6 and chosen["precision"] == 0.75 and chosen["coverage"] == 0.8
+    assert threshold_for_precision(curve, 1.0)["threshold"] == 0.8
+    assert threshold_for_precision([[0.9, 0.0]], 0.5) is None

@@ -203,7 +203,8 @@ class _JobRun:
         now = timezone.now()
         final = None
         self._log(
-            f"done: validation accuracy {result.evaluation.get('accuracy', 0):.4f}, best epoch {result.best_epoch}"
+            f"done: {result.evaluation.get('split', 'validation')} accuracy {result.evaluation.get('accuracy', 0):.4f}, "
+            f"best epoch {result.best_epoch}"
         )
         job_result = {
             "class_names": result.class_names,
@@ -214,6 +215,7 @@ class _JobRun:
             "model_bytes": result.model_bytes,
             "sha256": result.sha256,
             "round_trip": result.round_trip,
+            "threshold_curve": result.threshold_curve,
         }
         if result.base_evaluation is not None:
             job_result["base_evaluation"] = {**result.base_evaluation, "model_id": self._base_model_id}

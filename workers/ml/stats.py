@@ -295,3 +295,53 @@ def evaluation_summary(probs, labels, class_names: list[str], *, split: str, see
         "balanced_accuracy": float(_balanced_accuracy(cm)),
         "per_class_recall": recalls,
     }
+
+
+# --- confidence thresholds ------------------------------------------------------------------
+
+
+def threshold_curve(probs, labels) -> list[list[float]]:
+    """[[confidence, correct], ...] of each image, most confident first: what a threshold decides on.
+
+    Stored with a model (validation images), so the models page can show precision and coverage
+    at any threshold without the images.
+    """
+    probs = np.asarray(probs)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(labels)
+    order = np.argsort(-confidence, kind="stable")
+    return [[round(float(confidence[i]), 6), float(correct[i])] for i in order]
+
+
+def at_threshold(curve: list[list[float]], threshold: float) -> dict:
+    """What a threshold does on the curve's images: {threshold, accepted, coverage, precision, recall}.
+
+    Accepted: confidence >= threshold. Precision: correct among the accepted; recall: correct
+    and accepted among all images; coverage: accepted among all images.
+    """
+    n = len(curve)
+    if n == 0:
+        raise ValueError("no images to measure a threshold on")
+    accepted = [correct for confidence, correct in curve if confidence >= threshold]
+    hits = sum(accepted)
+    return {
+        "threshold": threshold,
+        "accepted": len(accepted),
+        "coverage": len(accepted) / n,
+        "precision": hits / len(accepted) if accepted else None,
+        "recall": hits / n,
+    }
+
+
+def threshold_for_precision(curve: list[list[float]], target: float) -> dict | None:
+    """The lowest threshold whose accepted images reach ``target`` precision (so the most images
+    are answered), with what it does; None when no threshold reaches it."""
+    if not 0 < target <= 1:
+        raise ValueError(f"a target precision is in (0, 1], got {target}")
+    best, hits = None, 0
+    for i, (confidence, correct) in enumerate(curve):  # most confident first
+        hits += correct
+        last_of_its_value = i + 1 == len(curve) or curve[i + 1][0] < confidence
+        if last_of_its_value and hits / (i + 1) >= target:
+            best = confidence
+    return None if best is None else at_threshold(curve, best)

@@ -35,7 +35,7 @@ from workers.ml.modes.scratch import train_scratch
 from workers.ml.predict import file_sha256, model_inputs
 from workers.ml.registry import SPECS
 from workers.ml.roundtrip import check_round_trip
-from workers.ml.stats import evaluation_summary
+from workers.ml.stats import evaluation_summary, threshold_curve
 
 MODEL_FORMAT_VERSION = 2  # 2: decoded by workers.ml.images, no augmentation layers inside
 # Validation images the saved model is checked on in a fresh process before success.
@@ -58,6 +58,8 @@ class TrainingResult:
     # Fine-tune only: its base model evaluated on the same validation images before epoch 1.
     base_evaluation: dict | None = None
     round_trip: dict = field(default_factory=dict)  # RoundTrip.as_dict()
+    # [[confidence, correct], ...] on validation, most confident first (stats.threshold_curve).
+    threshold_curve: list = field(default_factory=list)
 
 
 def _evaluation(probs: np.ndarray, split: Split, run: Run, *, uncalibrated: np.ndarray | None = None) -> dict:
@@ -189,6 +191,8 @@ def train(
             raw = probabilities(predict_batches(trained, test_images))
         evaluation = _evaluation(apply_temperature(raw, temperature), scored, run, uncalibrated=raw)
         evaluation["calibration"]["temperature"] = temperature
+        # Validation (never test) is where a confidence threshold may be chosen.
+        curve = threshold_curve(apply_temperature(probs, temperature), run.val.labels)
         base_evaluation = None
         if before is not None:
             base_evaluation = _evaluation(before, scored, run)
@@ -219,4 +223,5 @@ def train(
         model_info=info,
         base_evaluation=base_evaluation,
         round_trip=round_trip,
+        threshold_curve=curve,
     )
