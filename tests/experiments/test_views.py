@@ -232,7 +232,7 @@ def _finished_finetune(project, dataset, alice, *, base_accuracy):
 def test_a_fine_tune_that_lost_to_its_base_says_so_on_its_page_compare_and_api(client, alice, project, dataset):
     from rest_framework.test import APIClient
 
-    from webapp.projects.tokens import api_token_create
+    from webapp.accounts.services import api_token_create
 
     experiment = _finished_finetune(project, dataset, alice, base_accuracy=0.788)
     client.force_login(alice)
@@ -268,3 +268,45 @@ def test_a_bottleneck_experiment_has_no_base_to_compare_with(client, alice, proj
     client.force_login(alice)
     page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
     assert "against its base" not in page
+
+
+def test_the_page_shows_the_split_the_interval_and_the_calibration(client, alice, project, experiment):
+    evaluation = {
+        **EVALUATION,
+        "split": "test",
+        "n": 8,
+        "accuracy_ci95": [0.409, 0.929],
+        "macro_f1": 0.75,
+        "macro_f1_ci95": [0.4, 1.0],
+        "balanced_accuracy": 0.75,
+        "per_class_recall": [
+            {"class": "red", "recall": 0.5, "ci95": [0.15, 0.85], "support": 4},
+            {"class": "green", "recall": 1.0, "ci95": [0.51, 1.0], "support": 4},
+        ],
+        "per_class": {
+            "green": {"precision": 0.67, "recall": 1.0, "f1": 0.8, "support": 4},
+            "red": {"precision": 1.0, "recall": 0.5, "f1": 0.67, "support": 4},
+        },
+        "calibration": {
+            "temperature": 1.8,
+            "ece_before": 0.21,
+            "ece_after": 0.04,
+            "reliability_before": [{"lo": 0.9, "hi": 1.0, "count": 8, "confidence": 0.97, "accuracy": 0.75}],
+            "reliability_after": [{"lo": 0.7, "hi": 0.8, "count": 8, "confidence": 0.78, "accuracy": 0.75}],
+        },
+    }
+    TrainingJob.objects.create(experiment=experiment, status=Status.SUCCEEDED, result={"evaluation": evaluation})
+    client.force_login(alice)
+    page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
+    assert "(95% interval 40.9%–92.9%)" in page and "test (held out: nothing was chosen on it) images" in page
+    assert "No test split" not in page
+    assert "T = 1.800" in page and "21.0% before, <strong>4.0%</strong> after" in page
+    assert page.index("<td>red</td>") < page.index("<td>green</td>")  # worst recall first
+    assert "15.0%–85.0%" in page
+
+
+def test_a_validation_only_number_is_labelled_optimistic(client, alice, project, experiment):
+    TrainingJob.objects.create(experiment=experiment, status=Status.SUCCEEDED, result={"evaluation": EVALUATION})
+    client.force_login(alice)
+    page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
+    assert "validation (used to choose the epoch: optimistic)" in page and "No test split" in page

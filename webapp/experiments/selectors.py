@@ -127,6 +127,17 @@ def versus_base(job) -> dict | None:
     }
 
 
+def _reliability_rows(calibration: dict) -> list[dict]:
+    """The reliability diagram as table rows: bins with images, confidence vs accuracy, before and after."""
+    after = {(b["lo"], b["hi"]): b for b in calibration.get("reliability_after") or []}
+    rows = []
+    for before in calibration.get("reliability_before") or []:
+        other = after.get((before["lo"], before["hi"])) or {}
+        if before.get("count") or other.get("count"):
+            rows.append({"lo": before["lo"], "hi": before["hi"], "before": before, "after": other})
+    return rows
+
+
 def job_evaluation(job) -> dict | None:
     """The succeeded job's evaluation, shaped for the page: heatmap rows with a shade per cell."""
     evaluation = (job.result or {}).get("evaluation") if job else None
@@ -141,8 +152,27 @@ def job_evaluation(job) -> dict | None:
             {"count": c, "share": c / total, "alpha": round(0.08 + 0.85 * c / total, 3) if c else 0} for c in counts
         ]
         rows.append({"label": label, "cells": cells, "correct": counts[labels.index(label)] if counts else 0})
-    per_class = [{"label": name, **values} for name, values in (evaluation.get("per_class") or {}).items()]
+    recall_ci = {r["class"]: r["ci95"] for r in evaluation.get("per_class_recall") or []}
+    per_class = [
+        {"label": name, **values, "recall_ci95": recall_ci.get(name)}
+        for name, values in (evaluation.get("per_class") or {}).items()
+    ]
+    per_class.sort(key=lambda c: (c["recall"], c["label"]))  # worst first: where to look
+    split = evaluation.get("split", "validation")
+    calibration = evaluation.get("calibration") or {}
     return {
+        "split": split,
+        # Without a test split, the epoch was chosen on these very images: say so next to the number.
+        "split_label": "test (held out: nothing was chosen on it)"
+        if split == "test"
+        else "validation (used to choose the epoch: optimistic)",
+        "n": evaluation.get("n") or sum(sum(r) for r in matrix),
+        "accuracy_ci95": evaluation.get("accuracy_ci95"),
+        "macro_f1": evaluation.get("macro_f1"),
+        "macro_f1_ci95": evaluation.get("macro_f1_ci95"),
+        "balanced_accuracy": evaluation.get("balanced_accuracy"),
+        "calibration": calibration,
+        "reliability": _reliability_rows(calibration),
         "accuracy": evaluation.get("accuracy"),
         "labels": labels,
         "rows": rows,
