@@ -76,10 +76,10 @@ def _register(source: Path, checksum: str, size_bytes: int, class_names: list[st
     """One user, MODELS projects, each with its own copy of the model published; returns (token, project ids)."""
     from django.contrib.auth import get_user_model
 
+    from webapp.accounts.services import api_token_create
     from webapp.core import storage
     from webapp.experiments.models import Experiment, TrainedModel, TrainingJob
     from webapp.projects.models import Dataset, Project
-    from webapp.projects.tokens import api_token_create
 
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
     projects = []

@@ -122,12 +122,12 @@ def main() -> None:
     from django.core.management import call_command
     from PIL import Image
 
+    from webapp.accounts.services import api_token_create
     from webapp.experiments.forms import BLOG_SHEAR_DEGREES
     from webapp.experiments.selectors import versus_base
     from webapp.experiments.services import trained_model_publish
     from webapp.projects.datasets import dataset_import_path
     from webapp.projects.models import Project
-    from webapp.projects.tokens import api_token_create
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-password-1")

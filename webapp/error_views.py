@@ -9,8 +9,8 @@ it reads; everyone else gets Django's pages.
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.views import csrf, defaults
 
+from webapp.core.api.errors import api_error, server_error_detail
 from webapp.core.xhr import json_error, wants_json
-from webapp.predictions.api.errors import api_error, server_error_detail
 
 # Other refusals (a Host header not in ALLOWED_HOSTS, ...) are not explained, as Django's page does not.
 REFUSED = "The request was refused as malformed or unsafe."

@@ -9,7 +9,7 @@ import requests
 
 from tests.bin.test_launch import free_port, launch
 from tests.helpers import ROOT, stop_process_group, subprocess_env, wait_for
-from webapp.projects.tokens import api_token_create
+from webapp.accounts.services import api_token_create
 
 # Seconds idle between polls: at and just past gunicorn's old 2 s keep-alive, and a few longer
 # waits; about 55 s in all.

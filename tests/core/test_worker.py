@@ -6,7 +6,7 @@ from tests.helpers import celery_worker
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_runs_a_task_on_a_real_worker_through_real_redis(clean_broker):
-    from workers.tasks import ping
+    from webapp.core.tasks import ping
 
     with celery_worker("ping", queues="default"):
         result = ping.delay("hello")
@@ -21,7 +21,7 @@ def test_the_worker_main_process_does_not_import_tensorflow():
         "import os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'webapp.settings.test');"
         "import django; django.setup();"
         "from workers.celery import app; app.loader.import_default_modules();"
-        "import workers.tasks;"
+        "import webapp.core.tasks, webapp.projects.tasks, webapp.experiments.tasks;"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,12 +8,12 @@ import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from tests.trained import CLASSES, COLOURS, copy_model_files, shape_png  # noqa: E402,F401  (re-exported)
+from webapp.accounts.services import api_token_create  # noqa: E402
 from webapp.core import storage  # noqa: E402
 from webapp.experiments.models import Experiment, TrainedModel, TrainingJob  # noqa: E402
 from webapp.predictions.serving import reset_model_cache  # noqa: E402
 from webapp.predictions.throttles import KEY_PREFIX  # noqa: E402
 from webapp.projects.models import Dataset, DatasetClass, Project  # noqa: E402
-from webapp.projects.tokens import api_token_create  # noqa: E402
 
 
 def make_dataset(project: Project, *, status=Dataset.Status.READY) -> Dataset:

@@ -7,8 +7,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tests.predictions.conftest import api_client
-from webapp.projects.models import ApiToken
-from webapp.projects.tokens import MAX_TOKENS_PER_USER, api_token_create
+from webapp.accounts.models import ApiToken
+from webapp.accounts.services import MAX_TOKENS_PER_USER, api_token_create
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import requests
 from PIL import Image
 
 from tests.predictions.conftest import CLASSES, make_model, shape_png
+from webapp.accounts.services import api_token_create
 from webapp.predictions.models import PredictionLog
 from webapp.projects.models import Project
-from webapp.projects.tokens import api_token_create
 
 THREADS, REQUESTS = 8, 20
 

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.predictions.conftest import make_model
-from webapp.projects.tokens import api_token_create
+from webapp.accounts.services import api_token_create
 from webapp.wsgi import application
 
 

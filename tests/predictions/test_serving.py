@@ -94,7 +94,7 @@ def test_it_keeps_tensorflow_out_of_the_web_process_until_a_prediction():
     code = (
         "import sys, django; django.setup()\n"
         "from django.test import Client\n"
-        "import webapp.urls, webapp.predictions.api_urls, webapp.predictions.services, webapp.predictions.admin\n"
+        "import webapp.urls, webapp.api_urls, webapp.predictions.services, webapp.predictions.admin\n"
         "assert Client(HTTP_HOST='localhost').get('/api/v1/schema/').status_code == 200\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )

@@ -48,6 +48,27 @@ def broker_down():
     reset(original)
 
 
+def record_sent_tasks(monkeypatch, sent: list | None = None) -> list[dict]:
+    """Record each published message in `sent` instead of sending it to Redis (the worker tests cover
+    the real round trip): its task name, args, task id, and whether a result was asked for."""
+    from workers.celery import app
+
+    sent = [] if sent is None else sent
+
+    def send_task(name, args=None, kwargs=None, **options):
+        sent.append(
+            {
+                "name": name,
+                "args": args,
+                "task_id": options.get("task_id"),
+                "ignore_result": options.get("ignore_result"),
+            }
+        )
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return sent
+
+
 def files_under(root):
     """Regular files below `root` (the staging parent is created empty on first use)."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())

@@ -5,13 +5,13 @@ import importlib
 from datetime import datetime
 
 import pytest
-from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from rest_framework.test import APIClient
 
-from webapp.projects.models import ApiToken
-from webapp.projects.tokens import api_token_create
+from webapp.accounts.models import ApiToken
+from webapp.accounts.services import api_token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +19,11 @@ pytestmark = pytest.mark.django_db
 def _key_in(page: str) -> str:
     start = page.index('<code id="new-api-token">') + len('<code id="new-api-token">')
     return page[start : page.index("</code>", start)]
+
+
+def _apps_at(node):
+    """The models as the migrations left them at `node` (ApiToken was the projects app's until 0005)."""
+    return MigrationExecutor(connection).loader.project_state(node).apps
 
 
 def _authenticates(key: str) -> bool:
@@ -84,7 +89,7 @@ def test_the_migration_hashes_drf_tokens_and_drops_their_plain_text(alice):
         )
     ContentType.objects.create(app_label="authtoken", model="token")
     with connection.schema_editor() as editor:
-        migration.hash_drf_tokens(apps, editor)
+        migration.hash_drf_tokens(_apps_at(("projects", "0003_api_token")), editor)
     token = ApiToken.objects.get(user=alice)
     assert token.digest == hashlib.sha256(old_key.encode()).hexdigest()
     assert token.prefix == old_key[:8]
@@ -99,5 +104,31 @@ def test_the_migration_hashes_drf_tokens_and_drops_their_plain_text(alice):
 
 def test_the_migration_does_nothing_on_a_database_without_drf_tokens(alice):
     migration = importlib.import_module("webapp.projects.migrations.0003_api_token")
-    migration.hash_drf_tokens(apps, connection.schema_editor(atomic=False))
+    migration.hash_drf_tokens(_apps_at(("projects", "0003_api_token")), connection.schema_editor(atomic=False))
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_issued_before_the_move_to_the_accounts_app_still_authenticates(alice):
+    """ApiToken moved from projects to accounts with its table: a key issued before still signs in,
+    and a permission granted on the model is kept (its content type is relabelled, not replaced)."""
+    from django.contrib.auth.models import Permission
+
+    alice.user_permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="view_apitoken"))
+    key = "issued-before-the-move-0123456789abcdefghijklmn"
+    executor = MigrationExecutor(connection)
+    try:
+        before = executor.migrate([("accounts", None)])  # projects/0005 is unapplied along with it
+        ContentType.objects.clear_cache()
+        assert ContentType.objects.filter(app_label="projects", model="apitoken").exists()
+        OldApiToken = before.apps.get_model("projects", "ApiToken")
+        OldApiToken.objects.create(user_id=alice.pk, digest=hashlib.sha256(key.encode()).hexdigest(), prefix=key[:8])
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+        ContentType.objects.clear_cache()
+    assert ApiToken.objects.get(user=alice).prefix == key[:8]
+    assert _authenticates(key)
+    alice = type(alice).objects.get(pk=alice.pk)  # a fresh permission cache
+    assert alice.has_perm("accounts.view_apitoken")
+    assert not ContentType.objects.filter(app_label="projects", model="apitoken").exists()

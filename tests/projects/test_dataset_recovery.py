@@ -21,7 +21,7 @@ from webapp.experiments.models import Experiment
 from webapp.projects import recovery
 from webapp.projects.datasets import QUEUE_DOWN, dataset_ingest, upload_dir
 from webapp.projects.models import Dataset
-from workers.tasks import reap_stale_ingests
+from webapp.projects.tasks import reap_stale_ingests
 
 Status = Dataset.Status
 XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest", "HTTP_ACCEPT": "application/json"}

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.projects.conftest import files_under
+from tests.projects.conftest import files_under, record_sent_tasks
 from tests.projects.images import image_bytes, make_zip, split_files
 from webapp.projects.datasets import dataset_ingest, upload_dir
 from webapp.projects.models import Dataset, UploadSession
@@ -17,11 +17,7 @@ XHR = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest", "HTTP_ACCEPT": "application/js
 @pytest.fixture
 def no_broker(monkeypatch):
     """Record sent tasks instead of using Redis (the worker test covers the real round trip)."""
-    from workers.celery import app
-
-    sent = []
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append({"name": name, **kw}))
-    return sent
+    return record_sent_tasks(monkeypatch)
 
 
 def _zip(tmp_path, files=None):

@@ -2,7 +2,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from tests.projects.conftest import files_under
+from tests.projects.conftest import files_under, record_sent_tasks
 from tests.projects.images import make_zip, split_files, write_tree
 from webapp.core.errors import ServiceError, Unavailable
 from webapp.projects.datasets import QUEUE_DOWN, dataset_create_from_archive, dataset_ingest, upload_dir
@@ -15,9 +15,7 @@ def _zip_upload(tmp_path, files=None, name="cats.zip"):
 
 
 def _create(project, alice, upload, monkeypatch, sent):
-    from workers.celery import app
-
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append({"name": name, **kw}))
+    record_sent_tasks(monkeypatch, sent)
     return dataset_create_from_archive(project=project, uploaded_file=upload, user=alice)
 
 

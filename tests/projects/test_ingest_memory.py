@@ -6,6 +6,7 @@ import zipfile
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
+from tests.projects.conftest import record_sent_tasks
 from webapp.projects.datasets import dataset_create_from_archive, dataset_ingest
 
 IMAGES_PER_CLASS = 1000
@@ -22,9 +23,7 @@ def _noise_jpegs(count: int, size: int = 96):
 
 
 def test_it_ingests_2000_images_with_bounded_memory(storage, project, alice, tmp_path, monkeypatch):
-    from workers.celery import app
-
-    monkeypatch.setattr(app, "send_task", lambda name, **kw: None)
+    record_sent_tasks(monkeypatch)
     archive = tmp_path / "big.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
         for n, data in enumerate(_noise_jpegs(2 * IMAGES_PER_CLASS)):

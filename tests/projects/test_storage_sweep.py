@@ -8,7 +8,7 @@ from tests.experiments.factories import make_dataset
 from tests.projects.conftest import files_under
 from webapp.core import storage as store
 from webapp.projects.models import Dataset, UploadSession
-from workers.tasks import sweep_storage
+from webapp.projects.tasks import sweep_storage
 
 
 def _write(path, data=b"x"):

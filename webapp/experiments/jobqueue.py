@@ -9,6 +9,7 @@ from webapp.core.errors import Unavailable
 from webapp.core.redact import without_server_paths
 
 from .models import TrainingJob
+from .tasks import run_training_job
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,6 @@ def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
     """
     from kombu.exceptions import OperationalError as KombuOperationalError
     from redis.exceptions import RedisError
-
-    from workers.celery import app  # noqa: F401 - makes the configured app current for shared tasks
-    from workers.tasks import run_training_job
 
     try:
         run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiToken, Dataset, DatasetClass, Project, UploadSession
+from .models import Dataset, DatasetClass, Project, UploadSession
 
 
 @admin.register(Project)
@@ -66,17 +66,3 @@ class UploadSessionAdmin(admin.ModelAdmin):
     list_filter = ["project"]
     list_select_related = ["project", "created_by"]
     readonly_fields = ["project", "created_by", "file_count", "total_bytes", "created_at", "updated_at"]
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Staff can see whose tokens exist and revoke them; keys are never stored, so never shown."""
-
-    list_display = ["prefix", "user", "created_at"]
-    search_fields = ["prefix", "user__username"]
-    list_select_related = ["user"]
-    readonly_fields = ["user", "prefix", "created_at"]
-    exclude = ["digest"]
-
-    def has_add_permission(self, request):
-        return False  # a key made here could not be shown to its user

@@ -7,7 +7,7 @@ Signatures (keyword-only; ServiceError subclasses carry a user-facing message an
         enqueue ingest on commit. ServiceError(400) for a non-zip or oversized upload;
         Unavailable(503) when the broker is down (the dataset is then failed, its upload removed).
     dataset_ingest(*, dataset_id, task_id=None, worker="") -> Dataset | None
-        Run by the `workers.tasks.ingest_dataset` task; claims the row first, so a second
+        Run by the ingest_dataset task (tasks.py); claims the row first, so a second
         delivery is a no-op. Ends ready, or failed with an error naming files/classes.
     dataset_import_path(*, project, path, user=None) -> Dataset
         Ingest a folder or zip already on the server, synchronously (the import command).
@@ -55,12 +55,12 @@ from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed 
 from .ingest.images import ACCEPTED_FORMATS
 from .ingest_run import dataset_ingest, dataset_ingest_claim, dataset_ingest_source  # noqa: F401  (public services)
 from .models import Dataset, Project
+from .tasks import ingest_dataset
 
 logger = logging.getLogger(__name__)
 
 Status = Dataset.Status
 QUEUE_DOWN = "the job queue (Redis) could not be reached"
-INGEST_TASK = "workers.tasks.ingest_dataset"
 BROKER_ERRORS = (KombuError, redis.RedisError, OSError)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -148,14 +148,10 @@ def dataset_publish_ingest(*, dataset_id: int, task_id: str, keep_upload: bool) 
     the user learns at once that nothing will run, and nothing sits "processing" with no message
     behind it. The broker's short connect timeout and no publish retries make this take seconds.
     """
-    # By name, not by importing workers.tasks: that module also reaches webapp.experiments,
-    # which projects must not depend on. The routing puts it on the default queue.
-    from workers.celery import app
-
     try:
-        # ignore_result: the row holds the outcome. Asking for a result would make send_task
-        # subscribe to the result backend first, which retried for ~20 s with Redis down.
-        app.send_task(INGEST_TASK, args=[dataset_id], task_id=task_id, ignore_result=True)
+        # The task declares ignore_result: asking for a result would make the publish subscribe to
+        # the result backend first, which retried for ~20 s with Redis down. It runs on the default queue.
+        ingest_dataset.apply_async(args=[dataset_id], task_id=task_id)
     except BROKER_ERRORS as exc:
         # The exception's text can name a socket path: it goes to the log, not to the user.
         logger.error("dataset %s: could not enqueue its ingest: %s", dataset_id, exc)

@@ -1,10 +1,4 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
-from django.core.exceptions import ValidationError
-
-from webapp.core.addresses import client_address
-from webapp.core.errors import ServiceError
-from webapp.core.signin_limits import SigninThrottled, SigninUnavailable, signin_attempt_start
 
 from .models import Project
 
@@ -15,23 +9,3 @@ class ProjectForm(forms.ModelForm):
         fields = ["name", "description", "store_predictions"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"store_predictions": "Keep the images sent to this project's prediction endpoint."}
-
-
-class SignInForm(AuthenticationForm):
-    """Django's sign-in form, each attempt counted (webapp/core/signin_limits.py) before the password
-    is checked; `refusal` holds the reason when the attempt was not even checked."""
-
-    refusal: ServiceError | None = None
-
-    def clean(self):
-        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
-        if username is None or not password:
-            return super().clean()  # a missing field: no password is checked, so nothing to count
-        try:
-            attempt = signin_attempt_start(username=username, address=client_address(self.request))
-        except (SigninThrottled, SigninUnavailable) as exc:
-            self.refusal = exc
-            raise ValidationError(exc.message, code="refused") from exc
-        cleaned = super().clean()
-        attempt.succeeded()
-        return cleaned

@@ -2,7 +2,6 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 
 class Project(models.Model):
@@ -114,23 +113,3 @@ class UploadSession(models.Model):
 
     def __str__(self):
         return f"upload {self.pk} ({self.file_count} files)"
-
-
-class ApiToken(models.Model):
-    """A key for `Authorization: Token <key>`, stored only as its SHA-256 (webapp/projects/tokens.py).
-
-    The key is shown once, when it is created; a copy of the database then holds nothing that
-    authenticates.
-    """
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    # The key's first characters, so that its owner can tell keys apart on the account page.
-    prefix = models.CharField(max_length=12, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self):
-        return f"{self.prefix}… ({self.user})"

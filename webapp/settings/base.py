@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.core",
+    "webapp.accounts",
     "webapp.projects",
     "webapp.experiments",
     "webapp.predictions",
@@ -212,6 +213,8 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The queues whose messages the reaper looks through for lost training jobs.
 TL_WATCHED_QUEUES = ["training"]
+# Task names keep the "workers.tasks." prefix of the module that once held them all (each app now has
+# its own tasks.py): messages already queued under those names still find their task.
 CELERY_TASK_ROUTES = {"workers.tasks.run_training_job": {"queue": "training"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "workers.tasks.reap_stale_jobs", "schedule": 60.0},
@@ -226,14 +229,14 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "webapp.predictions.api.authentication.ApiTokenAuthentication",
+        "webapp.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # DRF's JSON parser answers a deeply nested body ("[" x 50,000) with a RecursionError, a 500.
     "DEFAULT_PARSER_CLASSES": [
-        "webapp.predictions.api.parsers.BoundedJSONParser",
+        "webapp.core.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -242,14 +245,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "predict": env_str("TL_PREDICT_THROTTLE", "600/minute"),
     },
-    "EXCEPTION_HANDLER": "webapp.predictions.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.core.api.errors.exception_handler",
 }
 # --- Prediction endpoints and the in-process model cache (webapp/predictions) ---
 TL_PREDICT_MAX_IMAGES = env_int("TL_PREDICT_MAX_IMAGES", 32, minimum=1)
 if TL_PREDICT_MAX_IMAGES > DATA_UPLOAD_MAX_NUMBER_FILES:
     raise ImproperlyConfigured(f"TL_PREDICT_MAX_IMAGES must be at most {DATA_UPLOAD_MAX_NUMBER_FILES}")
 TL_PREDICT_MAX_IMAGE_BYTES = env_int("TL_PREDICT_MAX_IMAGE_BYTES", 10 * 1024**2, minimum=1)
-# The predict endpoints' own body cap, enforced while reading (webapp/predictions/api/parsers.py and
+# The predict endpoints' own body cap, enforced while reading (webapp/core/api/parsers.py and
 # webapp/core/uploads.py) in place of DATA_UPLOAD_MAX_MEMORY_SIZE; base64 inflates images by 4/3.
 TL_PREDICT_MAX_BODY_BYTES = env_int("TL_PREDICT_MAX_BODY_BYTES", 64 * 1024**2, minimum=1024)
 TL_PREDICT_MAX_TOP_K = 100

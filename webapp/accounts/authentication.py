@@ -1,11 +1,11 @@
-"""`Authorization: Token <key>` against the hashed keys of webapp/projects/tokens.py."""
+"""`Authorization: Token <key>` against the hashed keys of webapp/accounts/services.py."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
-from webapp.projects.tokens import api_token_for_key
+from .selectors import api_token_for_key
 
 KEYWORD = "Token"
 

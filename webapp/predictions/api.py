@@ -1,4 +1,5 @@
-"""POST /api/v1/projects/{id}/predict/ and /api/v1/models/{id}/predict/ (DESIGN §6)."""
+"""The predictions app's REST adapters: POST /api/v1/projects/{id}/predict/ and /api/v1/models/{id}/predict/,
+and POST /api/v1/models/{id}/publish/ (it loads the model as the serving cache does before anything changes)."""
 
 import base64
 import binascii
@@ -11,15 +12,18 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.api.errors import error_responses
+from webapp.core.api.parsers import CappedJSONParser
 from webapp.core.uploads import limit_upload
+from webapp.experiments.api import TrainedModelSerializer
 from webapp.experiments.selectors import model_for_user
+from webapp.experiments.services import trained_model_publish
 from webapp.projects.selectors import project_for_user
 
-from .. import selectors, services
-from ..errors import InputErrors
-from ..throttles import PredictRateThrottle
-from .errors import error_responses
-from .parsers import CappedJSONParser
+from . import selectors, services
+from .errors import InputErrors
+from .serving import model_cache
+from .throttles import PredictRateThrottle
 
 # --- body size caps ----------------------------------------------------------------------------
 
@@ -219,3 +223,17 @@ class ModelPredictView(_PredictView):
         model = model_for_user(request.user, model_id)
         with services.prediction_logged(project=model.project, model=model) as call:
             return self._run(request, call)
+
+
+class ModelPublishView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: TrainedModelSerializer, **error_responses(404, 409)},
+        description="The project's predict endpoint serves this model from the next request on. "
+        "The model is loaded as serving loads it (checksum, safe mode) before anything changes: a model "
+        "that cannot be loaded answers 409 with the cause, and the previously published model keeps serving.",
+        tags=["models"],
+    )
+    def post(self, request, model_id: int):
+        model = trained_model_publish(model=model_for_user(request.user, model_id), load=model_cache().get)
+        return Response(TrainedModelSerializer(model).data)

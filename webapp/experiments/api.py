@@ -1,5 +1,7 @@
-"""Experiments: GET POST /api/v1/projects/{id}/experiments/, GET /api/v1/experiments/{id}/,
-POST /api/v1/experiments/{id}/cancel/ and /retry/."""
+"""The experiments app's REST adapters: GET POST /api/v1/projects/{id}/experiments/,
+GET /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/ and /retry/, and
+GET /api/v1/projects/{id}/models/ (publishing a model is the predictions app's: it loads it into the
+serving cache)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -7,15 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core.errors import Conflict, ServiceError
-from webapp.experiments import selectors, services
-from webapp.experiments.models import Experiment
-from webapp.projects.models import Dataset
-from webapp.projects.selectors import project_for_user
-from workers.ml.config import ZOOM_PAIR_BOUNDS
-from workers.ml.options import MODES, OPTIONS, Option, section_options
-
-from .common import (
+from webapp.core.api.common import (
     StrictCharField,
     StrictIntegerField,
     StrictLimitOffsetPagination,
@@ -23,9 +17,16 @@ from .common import (
     documented_json,
     number_range,
 )
-from .errors import error_responses
-from .parsers import BoundedJSONParser
-from .trained_models import TrainedModelSerializer
+from webapp.core.api.errors import error_responses
+from webapp.core.api.parsers import BoundedJSONParser
+from webapp.core.errors import ServiceError
+from webapp.projects.models import Dataset
+from webapp.projects.selectors import project_for_user
+from workers.ml.config import ZOOM_PAIR_BOUNDS
+from workers.ml.options import MODES, OPTIONS, Option, section_options
+
+from . import selectors, services
+from .models import Experiment, TrainedModel
 
 # --- the request body: built from the option declarations the engine validates with -------------
 
@@ -93,6 +94,20 @@ class _ExperimentFields(StrictSerializer):
 
 
 # --- responses ---------------------------------------------------------------------------------
+
+
+class TrainedModelSerializer(serializers.ModelSerializer):
+    class_names = serializers.ListField(child=serializers.CharField(), read_only=True)
+    image_size = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+    metrics = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = TrainedModel
+        fields = [
+            "id", "project", "experiment", "version", "backbone", "class_names", "image_size",
+            "metrics", "size_bytes", "published", "published_at", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
 
 
 class EpochSerializer(serializers.Serializer):
@@ -256,10 +271,7 @@ class ExperimentCancelView(APIView):
     )
     def post(self, request, experiment_id: int):
         experiment = selectors.experiment_for_user(request.user, experiment_id)
-        job = selectors.latest_job(experiment)
-        if job is None:
-            raise Conflict("This experiment has no job to cancel.")
-        services.training_job_cancel(job=job)
+        services.experiment_cancel(experiment=experiment)
         return _response(experiment)
 
 
@@ -272,9 +284,16 @@ class ExperimentRetryView(APIView):
     )
     def post(self, request, experiment_id: int):
         experiment = selectors.experiment_for_user(request.user, experiment_id)
-        job = selectors.latest_job(experiment)
-        if job is None:
-            services.training_job_start(experiment=experiment)
-        else:
-            services.training_job_retry(job=job)
+        services.experiment_retry(experiment=experiment)
         return _response(experiment, status.HTTP_201_CREATED)
+
+
+class ModelListView(GenericAPIView):
+    serializer_class = TrainedModelSerializer
+    pagination_class = StrictLimitOffsetPagination
+
+    @extend_schema(responses={200: TrainedModelSerializer(many=True), **error_responses(400, 404)}, tags=["models"])
+    def get(self, request, project_id: int):
+        project = project_for_user(request.user, project_id)
+        page = self.paginate_queryset(selectors.models_for_project(project))
+        return self.get_paginated_response(TrainedModelSerializer(page, many=True).data)

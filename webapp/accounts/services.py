@@ -42,12 +42,3 @@ def api_token_rotate(*, user) -> tuple[ApiToken, str]:
     with transaction.atomic():
         ApiToken.objects.filter(user=user).delete()
         return api_token_create(user=user)
-
-
-def api_token_for_key(key: str) -> ApiToken | None:
-    """The token whose key is `key`, with its user, or None."""
-    return ApiToken.objects.select_related("user").filter(digest=token_digest(key)).first()
-
-
-def api_tokens_of(user) -> list[ApiToken]:
-    return list(ApiToken.objects.filter(user=user))

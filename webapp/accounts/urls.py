@@ -3,7 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("accounts/signup/", views.signup, name="signup"),
     # Before django.contrib.auth.urls (included after this file), so that sign-in is limited.
     path("accounts/login/", views.SignInView.as_view(), name="login"),

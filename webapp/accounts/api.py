@@ -8,11 +8,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.core.addresses import client_address
+from webapp.core.api.errors import error_responses
 from webapp.core.errors import ServiceError
 from webapp.core.signin_limits import SigninThrottled, signin_attempt_start
-from webapp.projects.tokens import api_token_create, api_token_rotate
 
-from .errors import error_responses
+from .services import api_token_create, api_token_rotate
 
 
 class SigninSerializer(serializers.Serializer):

@@ -1,0 +1,41 @@
+"""The REST API under /api/v1/: each app's adapters (its api.py) wired in one place, with the shared
+plumbing of webapp/core/api/ (error shape, parsers, health) and the OpenAPI schema and docs."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from webapp.accounts import api as accounts
+from webapp.core.api.errors import api_not_found
+from webapp.core.api.health import HealthView
+from webapp.experiments import api as experiments
+from webapp.predictions import api as predictions
+from webapp.projects import api as projects
+
+urlpatterns = [
+    path("health/", HealthView.as_view(), name="api-health"),
+    path("auth/token/", accounts.TokenObtainView.as_view(), name="api-token"),
+    path("auth/token/rotate/", accounts.TokenRotateView.as_view(), name="api-token-rotate"),
+    path("projects/", projects.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<int:project_id>/", projects.ProjectDetailView.as_view(), name="api-project"),
+    path("projects/<int:project_id>/datasets/", projects.DatasetUploadView.as_view(), name="api-dataset-upload"),
+    path("datasets/<int:dataset_id>/", projects.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<int:dataset_id>/retry/", projects.DatasetRetryView.as_view(), name="api-dataset-retry"),
+    path("projects/<int:project_id>/experiments/", experiments.ExperimentListView.as_view(), name="api-experiments"),
+    path("experiments/<int:experiment_id>/", experiments.ExperimentDetailView.as_view(), name="api-experiment"),
+    path(
+        "experiments/<int:experiment_id>/cancel/",
+        experiments.ExperimentCancelView.as_view(),
+        name="api-experiment-cancel",
+    ),
+    path(
+        "experiments/<int:experiment_id>/retry/", experiments.ExperimentRetryView.as_view(), name="api-experiment-retry"
+    ),
+    path("projects/<int:project_id>/models/", experiments.ModelListView.as_view(), name="api-models"),
+    path("models/<int:model_id>/publish/", predictions.ModelPublishView.as_view(), name="api-model-publish"),
+    path("projects/<int:project_id>/predict/", predictions.ProjectPredictView.as_view(), name="api-project-predict"),
+    path("models/<int:model_id>/predict/", predictions.ModelPredictView.as_view(), name="api-model-predict"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    re_path(r"^[\s\S]*$", api_not_found),  # any rest of the path, newlines included
+]

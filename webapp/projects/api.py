@@ -1,0 +1,173 @@
+"""The projects app's REST adapters: GET POST /api/v1/projects/, GET PATCH DELETE /api/v1/projects/{id}/,
+POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202), GET DELETE /api/v1/datasets/{id}/ and
+POST /api/v1/datasets/{id}/retry/."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.core.api.common import StrictBooleanField, StrictCharField, StrictLimitOffsetPagination, StrictSerializer
+from webapp.core.api.errors import error_responses
+from webapp.core.api.parsers import BoundedJSONParser
+from webapp.core.uploads import limit_upload
+
+from . import selectors, services
+from .datasets import dataset_create_from_archive, dataset_delete, dataset_retry
+from .models import Dataset, DatasetClass, Project
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "store_predictions", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ProjectCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120)
+    description = StrictCharField(required=False, allow_blank=True, default="")
+
+
+class ProjectUpdateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=120, required=False)
+    description = StrictCharField(required=False, allow_blank=True)
+    store_predictions = StrictBooleanField(
+        required=False, help_text="Keep the images sent to the predict endpoints (off by default)."
+    )
+
+
+class ProjectListView(GenericAPIView):
+    serializer_class = ProjectSerializer
+    parser_classes = [BoundedJSONParser]
+    pagination_class = StrictLimitOffsetPagination
+
+    def get_queryset(self):
+        return selectors.projects_for_user(self.request.user)
+
+    @extend_schema(responses={200: ProjectSerializer(many=True), **error_responses(400)}, tags=["projects"])
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ProjectCreateSerializer,
+        responses={201: ProjectSerializer, **error_responses(400, 415)},
+        tags=["projects"],
+    )
+    def post(self, request):
+        data = ProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(owner=request.user, **data.validated_data)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(GenericAPIView):
+    serializer_class = ProjectSerializer
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(responses={200: ProjectSerializer, **error_responses(404)}, tags=["projects"])
+    def get(self, request, project_id: int):
+        return Response(ProjectSerializer(selectors.project_for_user(request.user, project_id)).data)
+
+    @extend_schema(
+        request=ProjectUpdateSerializer,
+        responses={200: ProjectSerializer, **error_responses(400, 404, 415)},
+        tags=["projects"],
+    )
+    def patch(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        data = ProjectUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **data.validated_data)
+        return Response(ProjectSerializer(project).data)
+
+    @extend_schema(responses={204: None, **error_responses(404)}, tags=["projects"])
+    def delete(self, request, project_id: int):
+        services.project_delete(project=selectors.project_for_user(request.user, project_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+class DatasetClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetClass
+        fields = ["name", "train_count", "validation_count"]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    classes = DatasetClassSerializer(many=True, read_only=True)
+    report = serializers.JSONField(read_only=True, help_text="What ingest accepted, skipped and why.")
+    stats = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "project", "version", "status", "source", "original_name", "progress",
+            "classes", "stats", "report", "error", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class DatasetUploadSerializer(StrictSerializer):
+    archive = serializers.FileField(help_text="A zip of class folders (train/ and validation/ optional).")
+
+
+class DatasetUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: a signed-in browser's CSRF check already reads the multipart body.
+        limit_upload(request, limit=settings.TL_MAX_UPLOAD_BYTES, setting="TL_MAX_UPLOAD_BYTES")
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": DatasetUploadSerializer},
+        responses={202: DatasetSerializer, **error_responses(400, 404, 411, 413, 415, 503)},
+        description="Stores the archive and queues its ingest; poll GET /api/v1/datasets/{id}/ for the result.",
+        tags=["datasets"],
+    )
+    def post(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        data = DatasetUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = dataset_create_from_archive(
+            project=project, uploaded_file=data.validated_data["archive"], user=request.user
+        )
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DatasetDetailView(APIView):
+    @extend_schema(responses={200: DatasetSerializer, **error_responses(404)}, tags=["datasets"])
+    def get(self, request, dataset_id: int):
+        return Response(DatasetSerializer(selectors.dataset_detail_for_user(request.user, dataset_id)).data)
+
+    @extend_schema(
+        responses={204: None, **error_responses(404, 409)},
+        description="Deletes the version and all its files. 409, naming them, while experiments use it.",
+        tags=["datasets"],
+    )
+    def delete(self, request, dataset_id: int):
+        dataset_delete(dataset=selectors.dataset_for_user(request.user, dataset_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DatasetRetryView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: DatasetSerializer, **error_responses(404, 409, 503)},
+        description="Ingests a failed version again from its kept upload (status processing again). 409 when "
+        "it is not failed or its upload was not kept (the reason says what to do instead); 503 when the "
+        "job queue is down (the upload stays kept).",
+        tags=["datasets"],
+    )
+    def post(self, request, dataset_id: int):
+        dataset = dataset_retry(dataset=selectors.dataset_for_user(request.user, dataset_id))
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
