@@ -1,9 +1,9 @@
 """What a user is shown about a model is what the endpoint does: same pixels, same answers.
 
 A dataset of mixed formats goes through the real ingest, a model is trained by the real job
-runner (with its round trip), published through the API, and every validation file is sent to
-predict over HTTP, as multipart and as base64: the answers must add up to exactly the
-evaluation's accuracy and confusion matrix.
+runner (with its round trip), published through the API, and every file of its test split is sent to
+predict over HTTP, as multipart and as base64: the answers must add up to
+exactly the evaluation's accuracy and confusion matrix.
 """
 
 import base64
@@ -76,10 +76,10 @@ def uploaded(tmp_path, settings):
     settings.TL_STORAGE_ROOT = tmp_path / "storage"
     files, kinds = {}, sorted(ENCODINGS)
     for c, shape in enumerate(CLASSES):
-        for split, count in (("train", 14), ("validation", 12)):
+        for split, count in (("train", 14), ("validation", 8), ("test", 10)):
             for i in range(count):
                 kind = kinds[(i + c) % len(kinds)]
-                seed = 10_000 * c + i + (5_000 if split == "validation" else 0)
+                seed = 10_000 * c + i + {"train": 0, "validation": 5_000, "test": 7_000}[split]
                 stem = kind.split(".")[0]
                 files[f"{split}/{shape}/{shape}-{i}-{stem}.{kind.rsplit('.', 1)[-1].replace('jpeg', 'jpg')}"] = (
                     ENCODINGS[kind](_picture(shape, seed))
@@ -97,7 +97,7 @@ def test_ingest_keeps_the_users_bytes_and_predict_sees_the_pixels_evaluation_saw
     dataset = dataset_import_path(project=project, path=root, user=alice)
     assert dataset.status == "ready", dataset.error
     stored = storage.dataset_dir(dataset.pk)
-    images = [p for split in ("train", "validation") for p in (stored / split).glob("*/*")]
+    images = [p for split in ("train", "validation", "test") for p in (stored / split).glob("*/*")]
     by_stem = {p.relative_to(stored).with_suffix("").as_posix(): p for p in images}
     assert len(by_stem) == len(files)
     for relative, data in files.items():
@@ -110,7 +110,7 @@ def test_ingest_keeps_the_users_bytes_and_predict_sees_the_pixels_evaluation_saw
 
 
 @pytest.mark.django_db(transaction=True)
-def test_http_predict_on_every_validation_file_reproduces_the_evaluation_exactly(
+def test_http_predict_on_every_test_file_reproduces_the_evaluation_exactly(
     alice, alice_api, uploaded, clean_broker, fresh_model_cache
 ):
     root, files = uploaded
@@ -133,7 +133,8 @@ def test_http_predict_on_every_validation_file_reproduces_the_evaluation_exactly
     published = alice_api.post(f"/api/v1/models/{model.pk}/publish/")
     assert published.status_code == 200, published.content
 
-    validation = sorted(k for k in files if k.startswith("validation/"))
+    assert (evaluation["split"], evaluation["n"]) == ("test", 30)  # the uploaded test/ folder, scored once
+    validation = sorted(k for k in files if k.startswith("test/"))
     labels = evaluation["labels"]
     for transport in ("multipart", "json"):
         matrix = np.zeros((len(labels), len(labels)), np.int64)

@@ -58,7 +58,9 @@ def _option_field(opt: Option) -> serializers.Field:
     if opt.kind == "bool":
         return serializers.BooleanField(required=False, help_text=text)
     if opt.kind == "choice":
-        return serializers.ChoiceField(opt.choices, required=opt.key == "mode", help_text=text)
+        return serializers.ChoiceField(
+            [c for c in opt.choices if c is not None], required=opt.key == "mode", allow_null=opt.nullable, help_text=text
+        )
     if opt.kind == "id":
         return serializers.IntegerField(required=False, allow_null=True, help_text=text)
     return documented_json({**_option_schema(opt), "description": text})

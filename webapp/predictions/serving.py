@@ -85,7 +85,7 @@ class ModelCache:
             finally:
                 with self._lock:
                     self._load_locks.pop(key, None)
-            log.info("loaded model %s (%s) in %.1f s", model.pk, model.path, time.perf_counter() - started)
+            log.info("loaded model %s (%s) in %.1f s", model.pk, model.files_dir, time.perf_counter() - started)
             with self._lock:
                 self._entries[key] = _Entry(loaded, self.estimate_bytes(model), model.pk)
                 self._entries.move_to_end(key)

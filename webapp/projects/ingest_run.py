@@ -72,7 +72,11 @@ def _build_and_publish(dataset: Dataset, source: Path, staging: Path, progress: 
         progress(0.05)
     out = staging / "dataset"
     out.mkdir()
-    options = BuildOptions(max_pixels=settings.TL_IMAGE_MAX_PIXELS, validation_fraction=settings.TL_VALIDATION_FRACTION)
+    options = BuildOptions(
+        max_pixels=settings.TL_IMAGE_MAX_PIXELS,
+        validation_fraction=settings.TL_VALIDATION_FRACTION,
+        test_fraction=settings.TL_TEST_FRACTION if dataset.test_fraction is None else dataset.test_fraction,
+    )
     result = build_dataset(raw, out, options=options, progress=progress)
     final = storage.dataset_dir(dataset.pk)
     # A folder left by a crashed earlier attempt of this (still processing) dataset.

@@ -42,6 +42,9 @@ class Dataset(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROCESSING, db_index=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     original_name = models.CharField(max_length=255, blank=True)
+    # Share of each class's training images set aside as a test split when the upload has no
+    # test/ folder; None: TL_TEST_FRACTION.
+    test_fraction = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     content_hash = models.CharField(max_length=64, blank=True)
     stats = models.JSONField(default=dict, blank=True)
@@ -85,6 +88,7 @@ class DatasetClass(models.Model):
     name = models.CharField(max_length=255)
     train_count = models.PositiveIntegerField(default=0)
     validation_count = models.PositiveIntegerField(default=0)
+    test_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
