@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from tests.experiments.factories import BOTTLENECK, make_dataset, make_project
 from webapp.core.redis import broker_task_ids, redis_client
-from webapp.experiments import services
+from webapp.experiments import recovery, services
 from webapp.experiments.models import Experiment, TrainingJob
 
 Status = TrainingJob.Status
@@ -73,7 +73,7 @@ def test_it_finds_messages_held_unacked_by_a_worker(experiment, clean_broker):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_fails_a_job_whose_message_keeps_vanishing(experiment, clean_broker):
-    job = _old_queued(experiment, enqueue_count=services.MAX_ENQUEUES)
+    job = _old_queued(experiment, enqueue_count=recovery.MAX_ENQUEUES)
 
     outcome = services.training_jobs_requeue_orphans()
 
