@@ -2,7 +2,7 @@
 
 Each Django app keeps its tasks in its own `tasks.py`, found by autodiscovery over INSTALLED_APPS.
 The worker's main process imports no models and never touches TensorFlow: tasks import
-services (and through them workers.ml) lazily, inside the task body (DESIGN §7).
+services (and through them workers.ml) lazily, inside the task body (docs/decisions.md, "One process per training job").
 """
 
 import os

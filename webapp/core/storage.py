@@ -1,4 +1,4 @@
-"""Paths under TL_STORAGE_ROOT (DESIGN §3), atomic file writes, and staging folders with an owner.
+"""Paths under TL_STORAGE_ROOT (docs/architecture.md, "Storage layout"), atomic file writes, and staging folders with an owner.
 
 Every place the app stores something has its helper here, so that deleting a project and the
 sweep of leftovers look exactly where the writers wrote.

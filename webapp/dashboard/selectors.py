@@ -3,7 +3,7 @@
 Every outside question (Redis, the workers) has a short timeout and an explicit "unknown"
 answer (None), so the page renders within about a second even when the broker or every
 worker is gone. `inspect()` returning None means nobody answered, not that work was lost
-(DESIGN §7): the page says "unknown" and leaves the verdict to the reaper's heartbeats.
+(docs/decisions.md, "Asking workers"): the page says "unknown" and leaves the verdict to the reaper's heartbeats.
 """
 
 import statistics

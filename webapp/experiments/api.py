@@ -1,9 +1,9 @@
 """The experiments app's REST adapters: GET POST /api/v1/projects/{id}/experiments/,
 GET /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/ and /retry/, and
-GET /api/v1/projects/{id}/models/ (publishing a model is the predictions app's: it loads it into the
-serving cache)."""
+GET /api/v1/projects/{id}/models/ and PATCH /api/v1/models/{id}/ (its threshold; publishing a model is the
+predictions app's: it loads it into the serving cache)."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -25,7 +25,7 @@ from webapp.projects.selectors import project_for_user
 from workers.ml.config import ZOOM_PAIR_BOUNDS
 from workers.ml.options import MODES, OPTIONS, Option, section_options
 
-from . import selectors, services
+from . import selectors, services, thresholds
 from .models import Experiment, TrainedModel
 
 # --- the request body: built from the option declarations the engine validates with -------------
@@ -59,7 +59,10 @@ def _option_field(opt: Option) -> serializers.Field:
         return serializers.BooleanField(required=False, help_text=text)
     if opt.kind == "choice":
         return serializers.ChoiceField(
-            [c for c in opt.choices if c is not None], required=opt.key == "mode", allow_null=opt.nullable, help_text=text
+            [c for c in opt.choices if c is not None],
+            required=opt.key == "mode",
+            allow_null=opt.nullable,
+            help_text=text,
         )
     if opt.kind == "id":
         return serializers.IntegerField(required=False, allow_null=True, help_text=text)
@@ -107,9 +110,41 @@ class TrainedModelSerializer(serializers.ModelSerializer):
         model = TrainedModel
         fields = [
             "id", "project", "experiment", "version", "backbone", "class_names", "image_size",
-            "metrics", "size_bytes", "published", "published_at", "created_at",
+            "metrics", "threshold", "size_bytes", "published", "published_at", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class ThresholdEffectSerializer(serializers.Serializer):
+    threshold = serializers.FloatField()
+    accepted = serializers.IntegerField(help_text="Validation images whose confidence is at least the threshold.")
+    coverage = serializers.FloatField(help_text="Accepted among all validation images.")
+    precision = serializers.FloatField(allow_null=True, help_text="Correct among the accepted; null when none is.")
+    recall = serializers.FloatField(help_text="Correct and accepted among all validation images.")
+
+
+class TrainedModelDetailSerializer(TrainedModelSerializer):
+    threshold_effect = serializers.SerializerMethodField(
+        help_text="What the threshold does on validation images; null without a threshold, or for a model "
+        "trained before its validation curve was stored."
+    )
+
+    class Meta(TrainedModelSerializer.Meta):
+        fields = [*TrainedModelSerializer.Meta.fields, "threshold_effect"]
+        read_only_fields = fields
+
+    @extend_schema_field(ThresholdEffectSerializer(allow_null=True))
+    def get_threshold_effect(self, model) -> dict | None:
+        return thresholds.threshold_effect(model)
+
+
+class ModelUpdateSerializer(StrictSerializer):
+    threshold = number_range(
+        0, 1, nullable=True, help_text="Predictions less confident than this answer accepted: false; null clears it."
+    )
+    target_precision = number_range(
+        0, 1, lo_open=True, help_text="Instead of a threshold: the lowest one reaching this precision on validation."
+    )
 
 
 class EpochSerializer(serializers.Serializer):
@@ -231,7 +266,7 @@ class ExperimentListView(GenericAPIView):
     @extend_schema(
         request=ExperimentCreateSerializer,
         responses={201: ExperimentSerializer, **error_responses(400, 404, 409, 415, 503)},
-        description="The body is an experiment config (DESIGN §5) plus `dataset`, `name` and `notes`. "
+        description="The body is an experiment config (workers/ml/options.py) plus `dataset`, `name` and `notes`. "
         "Unknown keys and out-of-range values answer 400 naming the key. The first training job is queued.",
         tags=["experiments"],
     )
@@ -299,3 +334,31 @@ class ModelListView(GenericAPIView):
         project = project_for_user(request.user, project_id)
         page = self.paginate_queryset(selectors.models_for_project(project))
         return self.get_paginated_response(TrainedModelSerializer(page, many=True).data)
+
+
+class ModelDetailView(GenericAPIView):
+    serializer_class = TrainedModelDetailSerializer
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        request=ModelUpdateSerializer,
+        responses={200: TrainedModelDetailSerializer, **error_responses(400, 404, 409, 415)},
+        description="Send one of `threshold` (a fraction, or null to accept every prediction again) or "
+        "`target_precision`, which sets the lowest threshold reaching that precision on the model's "
+        "validation images. 409 when no threshold reaches it, or the model has no validation curve.",
+        tags=["models"],
+    )
+    def patch(self, request, model_id: int):
+        model = selectors.model_for_user(request.user, model_id)
+        data = ModelUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        given = data.validated_data
+        if len(given) != 1:
+            raise ServiceError(
+                "Send one of 'threshold' (a fraction from 0 to 1, or null to clear it) or 'target_precision'."
+            )
+        if "target_precision" in given:
+            model = thresholds.trained_model_threshold_for_precision(model=model, target=given["target_precision"])
+        else:
+            model = thresholds.trained_model_threshold_set(model=model, threshold=given["threshold"])
+        return Response(TrainedModelDetailSerializer(model).data)

@@ -23,7 +23,7 @@ class Experiment(models.Model):
     notes = models.TextField(blank=True)
     mode = models.CharField(max_length=16, choices=Mode.choices)
     backbone = models.CharField(max_length=32)
-    # The validated config (DESIGN §5), as workers.ml.config.config_to_dict wrote it.
+    # The validated config (workers/ml/options.py), as workers.ml.config.config_to_dict wrote it.
     config = models.JSONField()
     base_experiment = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="finetunes"
@@ -39,7 +39,10 @@ class Experiment(models.Model):
 
 
 class TrainingJob(models.Model):
-    """One run of an experiment: queued -> running -> succeeded | failed | cancelled (DESIGN §4)."""
+    """One run of an experiment: queued -> running -> succeeded | failed | cancelled.
+
+    See docs/architecture.md, "Job states".
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -1,4 +1,4 @@
-"""The body of the training task: claim, train with the engine, report, finish (DESIGN §4).
+"""The body of the training task: claim, train with the engine, report, finish (docs/architecture.md, "Job states").
 
 Runs in a fresh prefork child per job (max_tasks_per_child=1 on the training queue); the
 engine, and so TensorFlow, is imported here and only here, never in the worker's main process.

@@ -1,4 +1,4 @@
-"""Writes for experiments, training jobs and trained models (DESIGN §4, §5).
+"""Writes for experiments, training jobs and trained models (docs/architecture.md, "Job states").
 
 Every status change is one conditional UPDATE whose row count is checked (STYLE habit 4): a
 job that the reaper failed, or a user cancelled, can never be moved back by a slower writer.
@@ -89,7 +89,7 @@ def _resolve_base_experiment(*, project: Project, dataset: Dataset, cfg, raw) ->
 def experiment_create(
     *, project: Project, dataset: Dataset, config: dict, name: str, notes: str = "", user=None, start: bool = True
 ) -> Experiment:
-    """Validate `config` (DESIGN §5) against `dataset` and save the experiment.
+    """Validate `config` (workers/ml/options.py) against `dataset` and save the experiment.
 
     With `start` (the default) its first training job is created in the same transaction and
     enqueued once it commits; `experiment.jobs.first()` is that job. Raises ServiceError with
@@ -158,7 +158,7 @@ def training_job_start(*, experiment: Experiment) -> TrainingJob:
 def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
     """Cancel a job: a queued one never starts, a running one stops within a batch.
 
-    Never `revoke(terminate=True)` (DESIGN §7): a killed child leaves TensorFlow state and
+    Never `revoke(terminate=True)` (docs/decisions.md, "Cancelling"): a killed child leaves TensorFlow state and
     half-written files behind. A running job sees `cancel_requested` from its should_stop poll.
     """
     now = timezone.now()

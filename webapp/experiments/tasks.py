@@ -2,7 +2,7 @@
 
 Services (and through them workers.ml, so TensorFlow) are imported inside the task bodies, never at
 import time: the worker's main process imports this module and must never load TensorFlow
-(DESIGN §7). The names keep the prefix of the module that once held every task, so that messages
+(docs/decisions.md, "One process per training job"). The names keep the prefix of the module that once held every task, so that messages
 already queued, CELERY_TASK_ROUTES and the beat schedule still find them.
 """
 
@@ -19,7 +19,7 @@ _DB_BLIPS = (OperationalError, InterfaceError)
     bind=True,
     name="workers.tasks.run_training_job",
     # Ack after the run: a worker that dies before starting leaves the message for another
-    # worker; the conditional claim makes any second delivery a no-op (DESIGN §7).
+    # worker; the conditional claim makes any second delivery a no-op (docs/decisions.md, "One process per training job").
     acks_late=True,
     # The job row holds every result; a Redis result would only add a pub/sub subscription to
     # apply_async, which retries for ~20 s when Redis is down instead of failing fast.

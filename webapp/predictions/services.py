@@ -1,4 +1,7 @@
-"""Predictions: check the images, run the cached model, log the call (DESIGN §6)."""
+"""Predictions: check the images, run the cached model, log the call.
+
+See docs/architecture.md, "The API contract".
+"""
 
 import logging
 import threading
@@ -98,7 +101,7 @@ def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[Ch
 
 
 def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: int | None = None) -> dict:
-    """Probabilities for `images` from `model`, in input order (the DESIGN §6 response body).
+    """Probabilities for `images` from `model`, in input order (the API's response body).
 
     Each prediction lists the `top_k` most probable classes (all when None), most probable first.
     Raises Unavailable (503) when the model file cannot be loaded.

@@ -1,4 +1,4 @@
-"""The web process's cache of loaded models (DESIGN §6, §7).
+"""The web process's cache of loaded models (docs/decisions.md, "Serving").
 
 TensorFlow is imported by the first load, never at import time: `migrate`, the admin and every
 page that does not predict stay free of its ~0.5 GB and ~12 s. A model is loaded once per

@@ -31,7 +31,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_select_related = ["project", "project__owner"]
     raw_id_fields = ["project", "created_by"]
     inlines = [DatasetClassInline]
-    # Ready datasets are immutable (DESIGN §3): everything ingest wrote is read-only here.
+    # Ready datasets are immutable (docs/architecture.md, "Storage layout"): everything ingest wrote is read-only here.
     readonly_fields = [
         "version",
         "source",

@@ -1,4 +1,4 @@
-"""Dataset services: every way in ends in one ingest and the canonical layout (DESIGN §3).
+"""Dataset services: every way in ends in one ingest and the canonical layout (docs/architecture.md, "An upload's path to a dataset version").
 
 Signatures (keyword-only; ServiceError subclasses carry a user-facing message and status_code):
 

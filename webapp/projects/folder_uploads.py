@@ -1,4 +1,4 @@
-"""Folder uploads from a browser (`<input webkitdirectory>`), sent in batches (DESIGN §7).
+"""Folder uploads from a browser (`<input webkitdirectory>`), sent in batches (docs/decisions.md, "Folder uploads").
 
 Django keeps only the last component of an uploaded file's name, so the browser sends each
 file's relative path as its own field; the paths are validated here before anything is written.

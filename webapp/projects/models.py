@@ -8,7 +8,7 @@ class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
-    # Opt-in: keep images sent to the prediction endpoint (off by default; DESIGN §6).
+    # Opt-in: keep images sent to the prediction endpoint (off by default).
     store_predictions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,7 +1,7 @@
 """The projects app's Celery tasks: thin wrappers that fetch by id and call one service.
 
 Services are imported inside the task bodies, never at import time: the worker's main process
-imports this module and must stay free of the engine (DESIGN §7). The names keep the prefix of the
+imports this module and must stay free of the engine (docs/decisions.md, "One process per training job"). The names keep the prefix of the
 module that once held every task, so that messages already queued still run.
 """
 

@@ -1,4 +1,4 @@
-"""Production settings: everything comes from the environment (DESIGN §2).
+"""Production settings: everything comes from the environment (README, Configuration).
 
 local.py and test.py only change defaults; a bad value fails at start naming the variable.
 """
@@ -129,7 +129,7 @@ STORAGES = {
 # sets to 077, instead of Django's default of 0644 for everyone (webapp serves them itself).
 FILE_UPLOAD_PERMISSIONS = None
 
-# --- Storage and ML (DESIGN §2, §3) ---
+# --- Storage and ML (docs/architecture.md, "Storage layout") ---
 TL_STORAGE_ROOT = Path(env_str("TL_STORAGE_ROOT", str(VAR_DIR / "storage")))
 TL_WEIGHTS_DIR = env_str("TL_WEIGHTS_DIR") or None
 if TL_WEIGHTS_DIR and not Path(TL_WEIGHTS_DIR).is_dir():
@@ -138,7 +138,8 @@ if TL_WEIGHTS_DIR and not Path(TL_WEIGHTS_DIR).is_dir():
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-# The browser sends folder uploads in batches of TL_UPLOAD_BATCH_FILES files (DESIGN §7).
+# The browser sends folder uploads in batches of TL_UPLOAD_BATCH_FILES files
+# (docs/decisions.md, "Folder uploads").
 TL_UPLOAD_BATCH_FILES = 50
 DATA_UPLOAD_MAX_NUMBER_FILES = 2 * TL_UPLOAD_BATCH_FILES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 4 * TL_UPLOAD_BATCH_FILES + 100
@@ -184,7 +185,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_EXPIRES = 24 * 3600
 # Ack after the task ends so a worker killed mid-job or before starting a reserved job does not lose it;
-# the conditional claim on the job row makes a second delivery a no-op (DESIGN §7).
+# the conditional claim on the job row makes a second delivery a no-op
+# (docs/decisions.md, "Late acks and a long visibility timeout").
 CELERY_TASK_ACKS_LATE = True
 # A child killed by the OS is a failed job (the reaper reports it), not a redelivery loop.
 CELERY_TASK_REJECT_ON_WORKER_LOST = False

@@ -1,4 +1,4 @@
-"""ImageDataGenerator's options rebuilt from Keras 3 layers (DESIGN §5 and §7).
+"""ImageDataGenerator's options rebuilt from Keras 3 layers (docs/decisions.md, "Keras 3 augmentation units").
 
 Order follows ImageDataGenerator: random geometry, channel shift, flips (random, training
 only), then the standardisation it applies to every image, training or not: rescale,

@@ -1,7 +1,7 @@
 """Experiment configuration: parsing, validation and serialisation.
 
 This module must stay free of TensorFlow/Keras imports: the web app validates configs on
-the way in and must not pay TF's import cost (DESIGN §7).
+the way in and must not pay TF's import cost (docs/decisions.md, "TensorFlow only in the engine").
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _d(key: str):
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """ImageDataGenerator's options, with its names and units (DESIGN §5)."""
+    """ImageDataGenerator's options, with its names and units (workers/ml/options.py)."""
 
     rotation_range: float = _d("augmentation.rotation_range")  # degrees
     width_shift_range: float = _d("augmentation.width_shift_range")  # fraction of width
@@ -93,7 +93,7 @@ class HeadConfig:
     units: int = _d("head.units")
     dropout: float = _d("head.dropout")
     pooling: str = _d("head.pooling")  # the blog's Flatten, or "avg" global average pooling
-    normalize: bool = _d("head.normalize")  # standardise features first (DESIGN §7: raw VGG16 features)
+    normalize: bool = _d("head.normalize")  # standardise features first (docs/decisions.md, "A standardised head")
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def parse_augmentation(data: dict | None, mode: str) -> AugmentationConfig:
     aug = AugmentationConfig(**values)
     if mode != "scratch":
         # A pretrained backbone expects raw 0-255 pixels through its own preprocess_input;
-        # rescaling or standardising in front of it measured at chance level (DESIGN §7).
+        # rescaling or standardising in front of it measured at chance level (docs/decisions.md, "Preprocessing inside the model").
         for name in (
             "rescale",
             "featurewise_center",
@@ -267,7 +267,7 @@ def _parse_image_size(value, min_size):
 
 
 def parse_config(data: dict) -> ExperimentConfig:
-    """Validate a JSON experiment config (DESIGN §5) into an ``ExperimentConfig``.
+    """Validate a JSON experiment config (workers/ml/options.py) into an ``ExperimentConfig``.
 
     Unknown keys and out-of-range values raise ``ConfigError`` naming the dotted key, e.g.
     ``augmentation.rotaton_range: unknown option``. ``base_experiment`` is accepted and

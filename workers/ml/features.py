@@ -1,7 +1,7 @@
 """Bottleneck features: run the frozen base once, cache the result on disk.
 
 Cache entries live in ``cache_dir/<key>/`` and are written to a temporary sibling and
-renamed into place, so a crash never leaves a half entry under a final name (DESIGN §3).
+renamed into place, so a crash never leaves a half entry under a final name (docs/architecture.md, "Storage layout").
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class FeatureSet:
 
 
 def cache_key(*, dataset_hash: str, backbone: str, weights_identity: str, image_size: tuple[int, int]) -> str:
-    """Hex key over everything that changes the base's outputs (DESIGN §3)."""
+    """Hex key over everything that changes the base's outputs (docs/architecture.md, "Storage layout")."""
     payload = json.dumps(
         {
             "dataset": dataset_hash,

@@ -2,7 +2,7 @@
 
 Each is registered as serializable so ``keras.saving.load_model(safe_mode=True)`` can
 rebuild it in a fresh process once this module is imported; a ``Lambda`` layer would not
-reload under safe_mode (DESIGN §7). Keep their ``get_config`` stable: saved models depend
+reload under safe_mode (docs/decisions.md, "Loading models safely"). Keep their ``get_config`` stable: saved models depend
 on it.
 """
 

@@ -47,7 +47,7 @@ def build_head(
 
     With ``head.normalize`` features are standardised with statistics of ``train_features``:
     pretrained VGG16 activations are large and heavy-tailed and the blog's head trains
-    badly on them raw (DESIGN §7).
+    badly on them raw (docs/decisions.md, "A standardised head").
     """
     inputs = keras.Input(shape=feature_shape, name="features")
     if head.pooling == "avg":

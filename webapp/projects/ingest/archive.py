@@ -1,4 +1,4 @@
-"""Safe zip extraction (DESIGN §7): every entry is checked before a byte is written.
+"""Safe zip extraction (docs/decisions.md, "Zip extraction"): every entry is checked before a byte is written.
 
 The sizes in a zip's headers are the attacker's word, so limits are enforced on the bytes
 actually written, in chunks; nothing is ever read whole into memory and inner archives are
