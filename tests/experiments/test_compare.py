@@ -144,3 +144,38 @@ def test_it_hides_other_users_projects_and_experiments(client, alice, bob):
     response = client.get(reverse("experiments:compare", args=[mine.pk]), {"experiment": their_experiment.pk})
     assert response.status_code == 200
     assert response.context["columns"] == []
+
+
+def _scored(experiment, truth, predicted, images="same-images"):
+    job = experiment.jobs.get()
+    job.result = {**job.result, "scored": {"split": "test", "images": images, "truth": truth, "predicted": predicted}}
+    job.save(update_fields=["result"])
+
+
+@pytest.mark.django_db
+def test_it_says_whether_two_experiments_differ_on_the_same_images(client, alice):
+    project = make_project(alice)
+    dataset = make_dataset(project, n_train=1, n_val=1)
+    first = _experiment(project, dataset, "plain", BASE, val_accuracy=0.75)
+    better = _experiment(project, dataset, "better", _with(epochs=3), val_accuracy=0.9)
+    close = _experiment(project, dataset, "close", _with(epochs=4), val_accuracy=0.75)
+    elsewhere = _experiment(project, dataset, "elsewhere", _with(epochs=5), val_accuracy=0.8)
+    truth = [i % 2 for i in range(400)]
+    plain = [t if i % 4 else 1 - t for i, t in enumerate(truth)]  # wrong on every 4th image: 75%
+    _scored(first, truth, plain)
+    _scored(better, truth, [t if i % 20 else 1 - t for i, t in enumerate(truth)])  # 95%, wrong where plain is too
+    _scored(close, truth, [t if (i + 1) % 4 else 1 - t for i, t in enumerate(truth)])  # 75%, other mistakes
+    _scored(elsewhere, truth, plain, images="other-images")
+    client.force_login(alice)
+    response = client.get(
+        reverse("experiments:compare", args=[project.pk]),
+        {"experiment": [first.pk, better.pk, close.pk, elsewhere.pk]},
+    )
+    rows = response.context["differences"]
+    assert rows[0]["text"].startswith("better \u2212 plain: +20.0 points [") and rows[0]["clear"] is True
+    assert rows[1]["text"].startswith("close \u2212 plain: 0.0 points [") and rows[1]["text"].endswith(
+        "not a clear difference"
+    )
+    assert rows[2]["text"] is None
+    page = response.content.decode()
+    assert "elsewhere: not scored on the same images as plain" in page

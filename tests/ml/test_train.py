@@ -331,6 +331,7 @@ def test_the_headline_is_measured_once_on_the_test_split(with_test_split, tmp_pa
     result = run(tiny_config("bottleneck"), with_test_split, tmp_path, dataset_hash="with-test")
     evaluation = result.evaluation
     assert (evaluation["split"], evaluation["n"]) == ("test", 12)
+    assert len(result.scored["truth"]) == len(result.scored["predicted"]) == 12 and result.scored["split"] == "test"
     assert np.array(evaluation["confusion_matrix"]).sum() == 12
     assert all(m["path"].startswith("test/") for m in evaluation["confident_mistakes"])
     # The saved model, served, scores the test files exactly as the evaluation says.

@@ -64,7 +64,7 @@ def test_it_shows_a_dataset_with_its_classes(alice_api, alice_project):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["classes"][0] == {"name": "circle", "train_count": 16, "validation_count": 4}
+    assert body["classes"][0] == {"name": "circle", "train_count": 16, "validation_count": 4, "test_count": 0}
     assert body["error"] == "" and body["report"] == {}
 
 
@@ -74,3 +74,32 @@ def test_it_hides_another_users_dataset_and_project(alice_api, bob_project):
     upload = SimpleUploadedFile("shapes.zip", _zip(), content_type="application/zip")
     assert alice_api.post(f"/api/v1/projects/{bob_project.pk}/datasets/", {"archive": upload}).status_code == 404
     assert bob_project.datasets.count() == 1
+
+
+def test_an_upload_chooses_its_test_split_share(alice_api, alice_project, tmp_path, settings):
+    import zipfile
+
+    from tests.projects.images import class_files
+    from webapp.projects.datasets import dataset_ingest
+    from webapp.projects.models import Dataset
+
+    settings.TL_STORAGE_ROOT = tmp_path / "storage"
+    archive = tmp_path / "cats.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in class_files("", per_class=25).items():
+            zf.writestr(name, data)
+    with open(archive, "rb") as fh:
+        response = alice_api.post(
+            f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": fh, "test_fraction": 0.2}, format="multipart"
+        )
+    assert response.status_code == 202, response.content
+    assert response.json()["test_fraction"] == 0.2
+    dataset = dataset_ingest(dataset_id=response.json()["id"])
+    assert dataset.status == Dataset.Status.READY, dataset.error
+    assert dataset.report["test_split"]["source"] == "carved"
+    body = alice_api.get(f"/api/v1/datasets/{dataset.pk}/").json()
+    assert [(c["train_count"], c["validation_count"], c["test_count"]) for c in body["classes"]] == [(16, 5, 4)] * 2
+    too_much = alice_api.post(
+        f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": b"", "test_fraction": 0.9}, format="multipart"
+    )
+    assert too_much.status_code == 400

@@ -162,8 +162,45 @@ class ClassMetricsSerializer(serializers.Serializer):
     support = serializers.IntegerField()
 
 
+def _interval(text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.FloatField(allow_null=True), min_length=2, max_length=2, required=False, help_text=text
+    )
+
+
+class RecallSerializer(serializers.Serializer):
+    # "class" is a Python keyword: declared below.
+    recall = serializers.FloatField(allow_null=True)
+    ci95 = _interval("Wilson 95% interval of the recall.")
+    support = serializers.IntegerField()
+
+
+RecallSerializer._declared_fields["class"] = serializers.CharField()
+
+
+class CalibrationSerializer(serializers.Serializer):
+    temperature = serializers.FloatField(help_text="Fitted on validation; part of the saved model.")
+    ece_before = serializers.FloatField(help_text="Expected calibration error before temperature scaling.")
+    ece_after = serializers.FloatField()
+    reliability_before = serializers.ListField(child=serializers.DictField(), required=False)
+    reliability_after = serializers.ListField(child=serializers.DictField(), required=False)
+
+
 class EvaluationSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(
+        ["test", "validation"],
+        required=False,
+        help_text="Where the numbers were measured: test (held out), or validation when the dataset has no test "
+        "split (the epoch was chosen on it: optimistic).",
+    )
+    n = serializers.IntegerField(required=False, help_text="Images measured.")
     accuracy = serializers.FloatField()
+    accuracy_ci95 = _interval("Wilson 95% interval of the accuracy.")
+    macro_f1 = serializers.FloatField(required=False)
+    macro_f1_ci95 = _interval("Bootstrap 95% interval of the macro-F1.")
+    balanced_accuracy = serializers.FloatField(required=False)
+    per_class_recall = RecallSerializer(many=True, required=False, help_text="Worst first.")
+    calibration = CalibrationSerializer(required=False)
     labels = serializers.ListField(child=serializers.CharField())
     confusion_matrix = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField()), help_text="Rows: true class; columns: predicted."

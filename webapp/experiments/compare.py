@@ -111,6 +111,26 @@ def _final_metrics(job: TrainingJob | None, history: list[dict]) -> dict:
     }
 
 
+def paired_differences(columns: list[dict]) -> list[dict]:
+    """Each experiment against the first one picked, where both were scored on the same images:
+    the accuracy difference with a paired bootstrap 95% interval (workers.ml.stats)."""
+    from workers.ml.stats import describe_difference, paired_bootstrap_difference
+
+    scored = [((c["job"].result or {}).get("scored") if c["job"] else None) for c in columns]
+    first = scored[0] if scored else None
+    rows = []
+    for column, other in zip(columns[1:], scored[1:], strict=True):
+        name_a, name_b = columns[0]["experiment"].name, column["experiment"].name
+        same = bool(first and other and first["images"] == other["images"] and first["truth"] == other["truth"])
+        if not same:
+            rows.append({"experiment": column["experiment"], "text": None, "clear": None})
+            continue
+        result = paired_bootstrap_difference(first["truth"], first["predicted"], other["predicted"], seed=0)
+        text = describe_difference(result, a=name_a, b=name_b)
+        rows.append({"experiment": column["experiment"], "text": text, "clear": result["clear"], **result})
+    return rows
+
+
 @login_required
 def compare(request, project_id):
     """Pick experiments (checkboxes, GET `experiment=<id>` repeated) and compare them."""
@@ -142,6 +162,7 @@ def compare(request, project_id):
         "columns": columns,
         "series": series,
         "diff": diff,
+        "differences": paired_differences(columns) if len(columns) > 1 else [],
         "too_many": too_many,
         "max_compared": MAX_COMPARED,
     }

@@ -216,6 +216,7 @@ class _JobRun:
             "sha256": result.sha256,
             "round_trip": result.round_trip,
             "threshold_curve": result.threshold_curve,
+            "scored": result.scored,
         }
         if result.base_evaluation is not None:
             job_result["base_evaluation"] = {**result.base_evaluation, "model_id": self._base_model_id}

@@ -99,7 +99,7 @@ class ProjectDetailView(GenericAPIView):
 class DatasetClassSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetClass
-        fields = ["name", "train_count", "validation_count"]
+        fields = ["name", "train_count", "validation_count", "test_count"]
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -110,14 +110,21 @@ class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
-            "id", "project", "version", "status", "source", "original_name", "progress",
+            "id", "project", "version", "status", "source", "original_name", "test_fraction", "progress",
             "classes", "stats", "report", "error", "created_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
 
 class DatasetUploadSerializer(StrictSerializer):
-    archive = serializers.FileField(help_text="A zip of class folders (train/ and validation/ optional).")
+    archive = serializers.FileField(help_text="A zip of class folders (train/, validation/ and test/ optional).")
+    test_fraction = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.5,
+        help_text="Without a test/ folder, this share of each class's training images becomes the test split "
+        "(the default is the server's TL_TEST_FRACTION; 0: none).",
+    )
 
 
 class DatasetUploadView(APIView):
@@ -139,7 +146,10 @@ class DatasetUploadView(APIView):
         data = DatasetUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = dataset_create_from_archive(
-            project=project, uploaded_file=data.validated_data["archive"], user=request.user
+            project=project,
+            uploaded_file=data.validated_data["archive"],
+            user=request.user,
+            test_fraction=data.validated_data.get("test_fraction"),
         )
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
 

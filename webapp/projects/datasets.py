@@ -78,14 +78,21 @@ def upload_limits() -> dict:
     }
 
 
-def dataset_create(*, project: Project, user, source: str, original_name: str = "") -> Dataset:
+def dataset_create(
+    *, project: Project, user, source: str, original_name: str = "", test_fraction: float | None = None
+) -> Dataset:
     """The project's next version, status processing. Retries when two uploads race for a number."""
     for attempt in range(5):
         try:
             with transaction.atomic():
                 last = project.datasets.aggregate(last=Max("version"))["last"] or 0
                 return Dataset.objects.create(
-                    project=project, version=last + 1, source=source, original_name=original_name[:255], created_by=user
+                    project=project,
+                    version=last + 1,
+                    source=source,
+                    original_name=original_name[:255],
+                    created_by=user,
+                    test_fraction=test_fraction,
                 )
         except IntegrityError:
             if attempt == 4:
@@ -103,8 +110,14 @@ def _stream_to(uploaded_file, target: Path) -> int:
     return size
 
 
-def dataset_create_from_archive(*, project: Project, uploaded_file, user) -> Dataset:
-    """Store a zip upload and enqueue its ingest; answer at once (the view returns 202)."""
+def dataset_create_from_archive(
+    *, project: Project, uploaded_file, user, test_fraction: float | None = None
+) -> Dataset:
+    """Store a zip upload and enqueue its ingest; answer at once (the view returns 202).
+
+    ``test_fraction`` sets aside that share of each class's training images as a test split when
+    the zip has no test/ folder (None: TL_TEST_FRACTION; 0: no test split).
+    """
     name = os.path.basename(uploaded_file.name or "upload.zip")
     if uploaded_file.size > settings.TL_MAX_UPLOAD_BYTES:
         raise ServiceError(
@@ -117,7 +130,9 @@ def dataset_create_from_archive(*, project: Project, uploaded_file, user) -> Dat
     if head not in ZIP_MAGIC:
         raise ServiceError(f"{name} is not a zip archive.", field="archive")
     with transaction.atomic():
-        dataset = dataset_create(project=project, user=user, source=Dataset.Source.ZIP, original_name=name)
+        dataset = dataset_create(
+            project=project, user=user, source=Dataset.Source.ZIP, original_name=name, test_fraction=test_fraction
+        )
         try:
             _stream_to(uploaded_file, upload_dir(dataset.pk) / "archive.zip")
         except BaseException:

@@ -8,6 +8,7 @@ renamed into place, so ``output_dir`` holds a complete, servable model or nothin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -60,6 +61,9 @@ class TrainingResult:
     round_trip: dict = field(default_factory=dict)  # RoundTrip.as_dict()
     # [[confidence, correct], ...] on validation, most confident first (stats.threshold_curve).
     threshold_curve: list = field(default_factory=list)
+    # Each scored image's true and predicted class, and a digest of which images they were: two
+    # models scored on the same images can be compared pairwise (stats.paired_bootstrap_difference).
+    scored: dict = field(default_factory=dict)
 
 
 def _evaluation(probs: np.ndarray, split: Split, run: Run, *, uncalibrated: np.ndarray | None = None) -> dict:
@@ -193,6 +197,13 @@ def train(
         evaluation["calibration"]["temperature"] = temperature
         # Validation (never test) is where a confidence threshold may be chosen.
         curve = threshold_curve(apply_temperature(probs, temperature), run.val.labels)
+        images = hashlib.sha256("\n".join(scored.relative).encode()).hexdigest()
+        scored_predictions = {
+            "split": evaluation["split"],
+            "images": images,
+            "truth": [int(v) for v in scored.labels],
+            "predicted": [int(v) for v in raw.argmax(axis=1)],
+        }
         base_evaluation = None
         if before is not None:
             base_evaluation = _evaluation(before, scored, run)
@@ -224,4 +235,5 @@ def train(
         base_evaluation=base_evaluation,
         round_trip=round_trip,
         threshold_curve=curve,
+        scored=scored_predictions,
     )
