@@ -11,9 +11,9 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from tests.predictions.conftest import CLASSES, COLOURS
+from tests.predictions.conftest import CLASSES, shape_png
 from webapp.core import storage
 from webapp.experiments import services as experiment_services
 from webapp.experiments.models import TrainingJob
@@ -26,19 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 def _picture(shape: str, seed: int, size=40) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 90, (size, size, 3), dtype=np.uint8))
-    draw = ImageDraw.Draw(image)
-    r = int(rng.integers(size // 5, size // 3))
-    cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-    box = [cx - r, cy - r, cx + r, cy + r]
-    if shape == "circle":
-        draw.ellipse(box, fill=COLOURS[shape])
-    elif shape == "square":
-        draw.rectangle(box, fill=COLOURS[shape])
-    else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=COLOURS[shape])
-    return image
+    """The tiny model's shapes, as a picture to save in every format."""
+    with Image.open(io.BytesIO(shape_png(shape, seed, size=size))) as image:
+        return image.convert("RGB")
 
 
 def _save(image: Image.Image, fmt: str, **kwargs) -> bytes:
