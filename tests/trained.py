@@ -40,8 +40,8 @@ def shape_png(shape: str, seed: int, size: int = 32, fmt: str = "PNG") -> bytes:
 def tiny_model(tmp_path_factory):
     """Train VGG16 (weights none, bottleneck, 6 cheap head epochs) on 32x32 shapes into the storage's models folder.
 
-    Returns the files' facts (path, checksum, size, classes) and the in-process LoadedModel, whose
-    answers the HTTP endpoints must reproduce exactly.
+    Returns the files' facts (path, checksum, size, classes), its validation threshold curve and the
+    in-process LoadedModel, whose answers the HTTP endpoints must reproduce exactly.
     """
     from workers.ml.config import parse_config
     from workers.ml.predict import LoadedModel
@@ -73,6 +73,7 @@ def tiny_model(tmp_path_factory):
         "checksum": result.sha256,
         "size_bytes": result.model_bytes,
         "class_names": result.class_names,
+        "threshold_curve": result.threshold_curve,
         "loaded": LoadedModel.load(output, expected_sha256=result.sha256),
     }
     shutil.rmtree(output, ignore_errors=True)

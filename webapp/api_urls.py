@@ -31,6 +31,7 @@ urlpatterns = [
         "experiments/<int:experiment_id>/retry/", experiments.ExperimentRetryView.as_view(), name="api-experiment-retry"
     ),
     path("projects/<int:project_id>/models/", experiments.ModelListView.as_view(), name="api-models"),
+    path("models/<int:model_id>/", experiments.ModelDetailView.as_view(), name="api-model"),
     path("models/<int:model_id>/publish/", predictions.ModelPublishView.as_view(), name="api-model-publish"),
     path("projects/<int:project_id>/predict/", predictions.ProjectPredictView.as_view(), name="api-project-predict"),
     path("models/<int:model_id>/predict/", predictions.ModelPredictView.as_view(), name="api-model-predict"),

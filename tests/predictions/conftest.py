@@ -24,8 +24,11 @@ def make_dataset(project: Project, *, status=Dataset.Status.READY) -> Dataset:
     return dataset
 
 
-def make_model(project: Project, tiny_model, *, published=False, path=None, checksum=None) -> TrainedModel:
-    """The rows a succeeded training job leaves behind, pointing at the tiny model's files."""
+def make_model(
+    project: Project, tiny_model, *, published=False, path=None, checksum=None, curve=None, threshold=None
+) -> TrainedModel:
+    """The rows a succeeded training job leaves behind, pointing at the tiny model's files; the job's
+    threshold curve is the tiny model's own unless `curve` is given."""
     dataset = project.datasets.first() or make_dataset(project)
     experiment = Experiment.objects.create(
         project=project, dataset=dataset, name="tiny", mode="bottleneck", backbone="vgg16",
@@ -35,7 +38,8 @@ def make_model(project: Project, tiny_model, *, published=False, path=None, chec
         experiment=experiment, status=TrainingJob.Status.SUCCEEDED, progress=1.0, epoch=2, epochs=2,
         result={"evaluation": {"accuracy": 1.0, "labels": CLASSES, "confusion_matrix": [[4, 0, 0], [0, 4, 0], [0, 0, 4]],
                                "per_class": {c: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 4}
-                                             for c in CLASSES}}},
+                                             for c in CLASSES}},
+                "threshold_curve": tiny_model["threshold_curve"] if curve is None else curve},
     )  # fmt: skip
     version = (project.models.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     return TrainedModel.objects.create(
@@ -43,6 +47,7 @@ def make_model(project: Project, tiny_model, *, published=False, path=None, chec
         path=storage.key_of(path or tiny_model["path"]),
         size_bytes=tiny_model["size_bytes"], checksum=checksum or tiny_model["checksum"],
         class_names=tiny_model["class_names"], image_size=[32, 32], backbone="vgg16", published=published,
+        threshold=threshold,
     )  # fmt: skip
 
 

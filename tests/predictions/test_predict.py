@@ -51,7 +51,8 @@ def test_it_predicts_multipart_images_in_input_order(alice_api, alice_project, t
     response = _post(alice_api, f"/api/v1/projects/{alice_project.pk}/predict/", images)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["model"] == {"id": model.pk, "version": model.version, "project": alice_project.pk}
+    assert body["model"] == {"id": model.pk, "version": model.version, "project": alice_project.pk, "threshold": None}
+    assert all(p["accepted"] for p in body["predictions"])  # no threshold: every answer stands
     _assert_matches(body, tiny_model, images)
     # The tiny model learned the shapes: at least most probes are right.
     right = sum(p["label"] == name for p, (name, _) in zip(body["predictions"], images, strict=True))

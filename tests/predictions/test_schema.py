@@ -85,6 +85,7 @@ def test_it_serves_the_schema_with_every_endpoint(client):
         "/api/v1/experiments/{experiment_id}/cancel/",
         "/api/v1/experiments/{experiment_id}/retry/",
         "/api/v1/projects/{project_id}/models/",
+        "/api/v1/models/{model_id}/",
         "/api/v1/models/{model_id}/publish/",
         "/api/v1/projects/{project_id}/predict/",
         "/api/v1/models/{model_id}/predict/",

@@ -133,6 +133,10 @@ class TrainedModel(models.Model):
     image_size = models.JSONField()
     backbone = models.CharField(max_length=32)
     metrics = models.JSONField(default=dict)
+    # Predictions less confident than this answer "unknown" (accepted: false); None accepts all.
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="Confidence in [0, 1] below which a prediction is not accepted."
+    )
     published = models.BooleanField(default=False)
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -142,6 +146,10 @@ class TrainedModel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="model_version_unique"),
             models.UniqueConstraint(fields=["project"], condition=Q(published=True), name="one_published_per_project"),
+            models.CheckConstraint(
+                condition=Q(threshold__isnull=True) | Q(threshold__gte=0, threshold__lte=1),
+                name="model_threshold_range",
+            ),
         ]
 
     def __str__(self):

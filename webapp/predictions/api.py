@@ -57,11 +57,18 @@ class PredictedModelSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     version = serializers.IntegerField()
     project = serializers.IntegerField()
+    threshold = serializers.FloatField(
+        allow_null=True, help_text="The model's confidence threshold (PATCH /api/v1/models/{id}/); null: none."
+    )
 
 
 class PredictionSerializer(serializers.Serializer):
-    label = serializers.CharField()
-    confidence = serializers.FloatField()
+    label = serializers.CharField(help_text="The most probable class.")
+    confidence = serializers.FloatField(help_text="Its probability.")
+    accepted = serializers.BooleanField(
+        help_text="confidence >= the model's threshold (always true without one); when false, treat the "
+        "answer as unknown."
+    )
     probabilities = serializers.DictField(
         child=serializers.FloatField(), help_text="Class name -> probability, most probable first."
     )
@@ -163,8 +170,10 @@ def predict_inputs(request) -> tuple[list[tuple], int | None]:
 _EXAMPLE = OpenApiExample(
     "One image",
     value={
-        "model": {"id": 7, "version": 3, "project": 2},
-        "predictions": [{"label": "cat", "confidence": 0.93, "probabilities": {"cat": 0.93, "dog": 0.07}}],
+        "model": {"id": 7, "version": 3, "project": 2, "threshold": 0.8},
+        "predictions": [
+            {"label": "cat", "confidence": 0.93, "accepted": True, "probabilities": {"cat": 0.93, "dog": 0.07}}
+        ],
     },
     response_only=True,
 )

@@ -103,8 +103,9 @@ def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[Ch
 def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: int | None = None) -> dict:
     """Probabilities for `images` from `model`, in input order (the API's response body).
 
-    Each prediction lists the `top_k` most probable classes (all when None), most probable first.
-    Raises Unavailable (503) when the model file cannot be loaded.
+    Each prediction lists the `top_k` most probable classes (all when None), most probable first,
+    and is `accepted` when its confidence reaches the model's threshold (always, without one): a
+    client answers "unknown" for the others. Raises Unavailable (503) when the model file cannot be loaded.
     """
     from workers.ml.errors import MLError
 
@@ -116,18 +117,21 @@ def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: in
     probs = loaded.run(np.stack([image.array for image in images]))
     names = list(loaded.class_names)
     k = len(names) if top_k is None else min(top_k, len(names))
+    threshold = model.threshold
     predictions = []
     for row in probs:
         order = sorted(range(len(names)), key=lambda i: -float(row[i]))[:k]
+        confidence = float(row[order[0]])
         predictions.append(
             {
                 "label": names[order[0]],
-                "confidence": float(row[order[0]]),
+                "confidence": confidence,
+                "accepted": threshold is None or confidence >= threshold,
                 "probabilities": {names[i]: float(row[i]) for i in order},
             }
         )
     return {
-        "model": {"id": model.pk, "version": model.version, "project": model.project_id},
+        "model": {"id": model.pk, "version": model.version, "project": model.project_id, "threshold": threshold},
         "predictions": predictions,
     }
 

@@ -46,8 +46,16 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def number_range(lo=None, hi=None, *, lo_open=False, hi_open=False, nullable=False, help_text=""):
-    """A documentation-only number field whose schema states open or closed bounds exactly."""
+    """A JSON number field whose schema states open or closed bounds exactly; the bounds are the
+    documentation of a check that the service (or the config validator) makes."""
     schema = {"type": "number"}
     if lo is not None:
         schema.update({"minimum": lo, **({"exclusiveMinimum": True} if lo_open else {})})
@@ -57,7 +65,7 @@ def number_range(lo=None, hi=None, *, lo_open=False, hi_open=False, nullable=Fal
         schema["nullable"] = True
     if help_text:
         schema["description"] = help_text
-    ranged = extend_schema_field(schema)(type("RangedFloatField", (serializers.FloatField,), {}))
+    ranged = extend_schema_field(schema)(type("RangedFloatField", (StrictFloatField,), {}))
     return ranged(required=False, allow_null=nullable)
 
 
