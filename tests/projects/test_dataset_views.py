@@ -87,6 +87,18 @@ def test_it_redirects_a_plain_form_post_to_the_dataset(storage, project, alice_c
     assert response.status_code == 302 and response.url == reverse("projects:dataset_detail", args=[dataset.pk])
 
 
+def test_the_form_sets_the_uploads_test_split(storage, project, alice_client, tmp_path, no_broker):
+    page = alice_client.get(reverse("projects:dataset_upload", args=[project.pk])).content.decode()
+    assert 'name="test_percent"' in page and 'value="10"' in page and "(stored exactly as sent)" in page
+    url = reverse("projects:dataset_upload_zip", args=[project.pk])
+    alice_client.post(url, {"archive": _zip(tmp_path), "test_percent": "25"})
+    assert Dataset.objects.get(project=project).test_fraction == 0.25
+    refused = alice_client.post(url, {"archive": _zip(tmp_path), "test_percent": "80"}, **XHR)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "The test split must be a percentage from 0 to 50, got '80'."
+    assert Dataset.objects.count() == 1
+
+
 def test_it_answers_a_bad_zip_with_the_reason(storage, project, alice_client, no_broker):
     bad = SimpleUploadedFile("cats.zip", b"plain text")
     response = alice_client.post(reverse("projects:dataset_upload_zip", args=[project.pk]), {"archive": bad}, **XHR)

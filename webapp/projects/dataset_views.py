@@ -64,12 +64,28 @@ def dataset_upload_zip(request, project_id):
     return response
 
 
+def _test_fraction(request) -> float | None:
+    """The upload form's test split, given in percent; None when the field is absent."""
+    raw = request.POST.get("test_percent", "").strip()
+    if not raw:
+        return None
+    try:
+        percent = float(raw)
+    except ValueError:
+        percent = -1.0
+    if not 0 <= percent <= 50:
+        raise ServiceError(f"The test split must be a percentage from 0 to 50, got {raw!r}.", field="test_percent")
+    return percent / 100
+
+
 @csrf_protect
 def _dataset_upload_zip(request, project):
     uploaded = request.FILES.get("archive")
     if uploaded is None:
         raise ServiceError("Choose a zip file to upload.", field="archive")
-    dataset = datasets.dataset_create_from_archive(project=project, uploaded_file=uploaded, user=request.user)
+    dataset = datasets.dataset_create_from_archive(
+        project=project, uploaded_file=uploaded, user=request.user, test_fraction=_test_fraction(request)
+    )
     if wants_json(request):
         return _accepted(dataset)
     return redirect("projects:dataset_detail", dataset_id=dataset.pk)

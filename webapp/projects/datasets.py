@@ -74,6 +74,7 @@ def upload_limits() -> dict:
         "max_pixels": settings.TL_IMAGE_MAX_PIXELS,
         "batch_files": settings.TL_UPLOAD_BATCH_FILES,
         "validation_fraction": settings.TL_VALIDATION_FRACTION,
+        "test_percent": round(settings.TL_TEST_FRACTION * 100),
         "formats": ACCEPTED_FORMATS,
     }
 
