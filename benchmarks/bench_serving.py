@@ -9,7 +9,8 @@ Runs the app's real path against a temporary SQLite database and storage folder:
    of it (the "Blog: fine-tune" preset: shear 11.46 degrees, zoom 0.2, flips, SGD 1e-4, block5,
    --finetune-epochs) are trained by the job runner, round trip included;
 2. both models are published in turn and every validation file is sent to a gunicorn worker over HTTP:
-   the evaluation's accuracy and confusion matrix are printed beside the HTTP ones;
+   the evaluation's accuracy and confusion matrix (measured on the test split) are printed beside the
+   HTTP ones over the same files;
 3. the fine-tune's accuracy against its base, as the experiment page shows it;
 4. the gunicorn worker's RSS before and during the break-it request (32 blank 6300x6300 PNGs), and
    during a request of two such images, which is within the per-request pixel budget.
@@ -123,6 +124,7 @@ def main() -> None:
     from PIL import Image
 
     from webapp.accounts.services import api_token_create
+    from webapp.core import storage
     from webapp.experiments.forms import BLOG_SHEAR_DEGREES
     from webapp.experiments.selectors import versus_base
     from webapp.experiments.services import trained_model_publish
@@ -148,7 +150,12 @@ def main() -> None:
                 "augmentation": {"shear_range": BLOG_SHEAR_DEGREES, "zoom_range": 0.2, "horizontal_flip": True}}  # fmt: skip
     _, tune_job = _train(project, dataset, user, "fine-tune", finetune)
 
-    files = {p.relative_to(source).as_posix(): p.read_bytes() for p in sorted((source / "validation").glob("*/*"))}
+    # The files the evaluation scored (the test split carved at ingest, else validation), as stored:
+    # the user's own bytes.
+    split = base_job.result["evaluation"]["split"]
+    stored = storage.dataset_dir(dataset.pk)
+    files = {p.relative_to(stored).as_posix(): p.read_bytes() for p in sorted((stored / split).glob("*/*"))}
+    print(f"scored on the {split} split: {len(files)} images")
     port = _free_port()
     server = _start_gunicorn(port, tmp / "gunicorn.log")
     try:
