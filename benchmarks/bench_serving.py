@@ -172,6 +172,18 @@ def main() -> None:
             same = matrix == evaluation["confusion_matrix"]
             print(f"| {name} | {evaluation['accuracy']:.4f} | {http:.4f} | {'yes' if same else 'NO'} |")
         print(f"\nfine-tune vs its base: {versus_base(tune_job)['summary']}")
+        print(
+            "\n| model | test accuracy [95%] | best epoch's validation accuracy | macro-F1 [95%] | T | ECE before → after |"
+        )
+        print("| --- | --- | ---: | --- | ---: | --- |")
+        for name, job in (("bottleneck", base_job), ("fine-tune", tune_job)):
+            e, best = job.result["evaluation"], job.result["history"][job.result["best_epoch"] - 1]
+            c = e["calibration"]
+            print(
+                f"| {name} | {e['accuracy']:.3f} [{e['accuracy_ci95'][0]:.3f}, {e['accuracy_ci95'][1]:.3f}] "
+                f"| {best['val_accuracy']:.3f} | {e['macro_f1']:.3f} [{e['macro_f1_ci95'][0]:.3f}, "
+                f"{e['macro_f1_ci95'][1]:.3f}] | {c['temperature']:.2f} | {c['ece_before']:.3f} → {c['ece_after']:.3f} |"
+            )
 
         buffer = io.BytesIO()
         Image.new("1", (6300, 6300)).save(buffer, format="PNG", optimize=True)
