@@ -49,6 +49,14 @@
         el("span", "try-confidence", percent(prediction.confidence)),
         el("span", "muted", " · model v" + data.model.version));
       result.append(head);
+      // Below the model's threshold the API says accepted: false: the honest answer is "unknown".
+      var threshold = data.model.threshold;
+      if (threshold !== null && threshold !== undefined) {
+        result.append(prediction.accepted
+          ? el("p", "try-verdict accepted", "Accepted: at least the model's " + percent(threshold) + " threshold.")
+          : el("p", "try-verdict unknown", "Not accepted: below the model's " + percent(threshold) +
+            " threshold, so the answer is “unknown”."));
+      }
       var list = el("ul", "prob-bars");
       Object.keys(prediction.probabilities).forEach(function (name) {
         var p = prediction.probabilities[name];

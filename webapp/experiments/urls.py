@@ -21,4 +21,5 @@ urlpatterns = [
     path("projects/<int:project_id>/models/", views.model_list, name="models"),
     path("projects/<int:project_id>/models/<int:model_id>/publish/", views.model_publish, name="model_publish"),
     path("projects/<int:project_id>/models/<int:model_id>/unpublish/", views.model_unpublish, name="model_unpublish"),
+    path("projects/<int:project_id>/models/<int:model_id>/threshold/", views.model_threshold, name="model_threshold"),
 ]

@@ -6,13 +6,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.errors import ServiceError
 from webapp.projects.models import Dataset
 from webapp.projects.selectors import project_for_user
 
-from . import selectors, services
+from . import selectors, services, thresholds
 from .forms import PRESETS, ExperimentForm
 from .jobqueue import BrokerUnavailable
 
@@ -146,7 +147,48 @@ def job_retry(request, project_id, job_id):
 def model_list(request, project_id):
     project = project_for_user(request.user, project_id)
     models = selectors.models_for_project(project)
-    return render(request, "experiments/model_list.html", {"project": project, "models": models})
+    context = {
+        "project": project,
+        "models": models,
+        "thresholds": thresholds.threshold_controls(models),
+        "has_published": any(m.published for m in models),
+    }
+    return render(request, "experiments/model_list.html", context)
+
+
+def _threshold_from_percent(raw: str) -> float:
+    try:
+        percent = float(raw)
+    except ValueError:
+        percent = None
+    if percent is None or not 0 <= percent <= 100:
+        raise ServiceError(f"The threshold is a percentage from 0 to 100, got {raw!r}.", field="threshold")
+    # The validation curve stores confidences to 6 decimals; so does the threshold, so that a threshold
+    # picked at an image's confidence keeps that image.
+    return round(percent / 100, 6)
+
+
+@login_required
+@require_POST
+def model_threshold(request, project_id, model_id):
+    model = selectors.model_for_user(request.user, model_id)
+    if model.project_id != project_id:
+        raise Http404("No such model in this project.")
+    try:
+        threshold = None if "clear" in request.POST else _threshold_from_percent(request.POST.get("threshold", ""))
+        thresholds.trained_model_threshold_set(model=model, threshold=threshold)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        if threshold is None:
+            messages.success(request, f"Model v{model.version} has no threshold: every prediction is accepted.")
+        else:
+            messages.success(
+                request,
+                f"Model v{model.version} now accepts predictions from {threshold:.1%} confidence; "
+                "less confident ones answer accepted: false.",
+            )
+    return redirect(reverse("experiments:models", args=[project_id]) + f"#threshold-{model.pk}")
 
 
 @login_required
