@@ -20,6 +20,11 @@ urlpatterns = [
     path("projects/<int:project_id>/datasets/", projects.DatasetUploadView.as_view(), name="api-dataset-upload"),
     path("datasets/<int:dataset_id>/", projects.DatasetDetailView.as_view(), name="api-dataset"),
     path("datasets/<int:dataset_id>/retry/", projects.DatasetRetryView.as_view(), name="api-dataset-retry"),
+    path(
+        "datasets/<int:dataset_id>/without-leaks/",
+        projects.DatasetWithoutLeaksView.as_view(),
+        name="api-dataset-without-leaks",
+    ),
     path("projects/<int:project_id>/experiments/", experiments.ExperimentListView.as_view(), name="api-experiments"),
     path("experiments/<int:experiment_id>/", experiments.ExperimentDetailView.as_view(), name="api-experiment"),
     path(

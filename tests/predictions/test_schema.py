@@ -80,6 +80,7 @@ def test_it_serves_the_schema_with_every_endpoint(client):
         "/api/v1/projects/{project_id}/datasets/",
         "/api/v1/datasets/{dataset_id}/",
         "/api/v1/datasets/{dataset_id}/retry/",
+        "/api/v1/datasets/{dataset_id}/without-leaks/",
         "/api/v1/projects/{project_id}/experiments/",
         "/api/v1/experiments/{experiment_id}/",
         "/api/v1/experiments/{experiment_id}/cancel/",

@@ -6,7 +6,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw
 
 COLORS = [(200, 30, 30), (30, 160, 40), (40, 60, 210), (220, 200, 20), (120, 40, 160), (20, 180, 180)]
 
@@ -26,6 +27,90 @@ def image_bytes(seed: int = 0, size=(16, 12), mode="RGB", fmt="JPEG", exif=None)
     kwargs = {"exif": exif} if exif is not None else {}
     image.save(buffer, format=fmt, **kwargs)
     return buffer.getvalue()
+
+
+def picture(seed: int, size: tuple[int, int] | None = None) -> Image.Image:
+    """A picture with structure, different for every seed: a gradient at a random angle, blurred
+    colour noise, and a few filled shapes, 64-128 px a side unless ``size`` is given."""
+    rng = np.random.default_rng(seed)
+    width, height = size or (int(rng.integers(64, 129)), int(rng.integers(64, 129)))
+    yy, xx = np.mgrid[0:height, 0:width]
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * xx / width + np.sin(angle) * yy / height
+    ramp = ((ramp - ramp.min()) / (np.ptp(ramp) or 1))[..., None]
+    start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    image = Image.fromarray((start * (1 - ramp) + end * ramp).astype(np.uint8), "RGB")
+    noise = rng.integers(0, 256, (height // 4 + 1, width // 4 + 1, 3), dtype=np.uint8)
+    image = Image.blend(image, Image.fromarray(noise, "RGB").resize((width, height), Image.Resampling.BICUBIC), 0.25)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 8))):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        box = [x0, y0, x0 + int(rng.integers(8, width // 2 + 8)), y0 + int(rng.integers(8, height // 2 + 8))]
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        shape = int(rng.integers(0, 3))
+        if shape == 0:
+            draw.ellipse(box, fill=fill)
+        elif shape == 1:
+            draw.rectangle(box, fill=fill)
+        else:
+            draw.polygon([(int(rng.integers(0, width)), int(rng.integers(0, height))) for _ in range(3)], fill=fill)
+    return image
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def crop_edge(image: Image.Image, share: float, edge: str) -> Image.Image:
+    """``image`` with ``share`` of its width or height cut off one edge."""
+    w, h = image.size
+    dx, dy = max(1, round(w * share)), max(1, round(h * share))
+    boxes = {"top": (0, dy, w, h), "bottom": (0, 0, w, h - dy), "left": (dx, 0, w, h), "right": (0, 0, w - dx, h)}
+    return image.crop(boxes[edge])
+
+
+def planted_copies(seed: int) -> tuple[bytes, dict[str, bytes]]:
+    """An original (PNG) and its near copies: re-encoded at JPEG quality 60, resized by one pixel,
+    converted to JPEG, and cropped 2 % and 4 % off one edge; plus a JPEG original and its PNG."""
+    image = picture(seed)
+    w, h = image.size
+    jpeg = encode(image, "JPEG", quality=92)
+    with Image.open(io.BytesIO(jpeg)) as decoded:
+        jpeg_as_png = encode(decoded.convert("RGB"))
+    copies = {
+        "q60": encode(image, "JPEG", quality=60),
+        "resized": encode(image.resize((w - 1, h), Image.Resampling.BILINEAR)),
+        "as-jpeg": encode(image, "JPEG", quality=85),
+        "crop2": encode(crop_edge(image, 0.02, ("top", "right", "bottom", "left")[seed % 4])),
+        "crop4": encode(crop_edge(image, 0.04, ("left", "bottom", "right", "top")[seed % 4])),
+    }
+    return encode(image), copies | {"jpeg": jpeg, "jpeg-as-png": jpeg_as_png}
+
+
+PLANTED = ["q60", "resized", "as-jpeg", "crop2", "crop4"]
+SUFFIX = {"q60": "jpg", "as-jpeg": "jpg", "jpeg": "jpg"}
+
+
+def picture_files(prefix: str, class_name: str, seeds) -> dict[str, bytes]:
+    return {f"{prefix}{class_name}/p{seed}.png": encode(picture(seed)) for seed in seeds}
+
+
+def leaky_files() -> dict[str, bytes]:
+    """Distinct pictures in every split, and one original in train/cats per planted kind whose copy
+    is in validation (even seeds) or test (odd seeds)."""
+    files = {}
+    for class_name, seeds in (("cats", range(0, 8)), ("dogs", range(20, 28))):
+        files |= picture_files("train/", class_name, seeds)
+        files |= picture_files("validation/", class_name, range(seeds.start + 100, seeds.start + 103))
+        files |= picture_files("test/", class_name, range(seeds.start + 200, seeds.start + 203))
+    for n, kind in enumerate(PLANTED):
+        original, copies = planted_copies(500 + n)
+        files[f"train/cats/original-{kind}.png"] = original
+        split = "validation" if n % 2 == 0 else "test"
+        files[f"{split}/cats/{kind}.{SUFFIX.get(kind, 'png')}"] = copies[kind]
+    return files
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

@@ -1,8 +1,18 @@
 import pytest
 from PIL import Image
 
-from tests.projects.images import class_files, image_bytes, split_files, write_tree
-from webapp.projects.ingest import BuildOptions, IngestError, build_dataset
+from tests.projects.images import (
+    PLANTED,
+    SUFFIX,
+    class_files,
+    image_bytes,
+    leaky_files,
+    picture_files,
+    planted_copies,
+    split_files,
+    write_tree,
+)
+from webapp.projects.ingest import BuildOptions, IngestError, build_dataset, similar
 
 OPTIONS = BuildOptions(max_pixels=1_000_000, validation_fraction=0.2, seed=7)
 
@@ -227,3 +237,97 @@ def test_it_reports_leakage_into_the_test_split(tmp_path):
     assert [(x["train"], x["validation"], x["test"]) for x in leaks] == [
         (["train/dogs/dogs2.jpg"], [], ["test/dogs/leak.jpg"])
     ]
+
+
+# --- near duplicates -------------------------------------------------------------------------
+
+
+def test_it_finds_every_planted_near_copy_as_leakage_and_nothing_else(tmp_path):
+    result, _ = _build(tmp_path, leaky_files())
+    leaks = result.report["leakage"]["items"]
+    found = {(g["train"][0], (g["validation"] or g["test"])[0]) for g in leaks}
+    assert found == {
+        (
+            f"train/cats/original-{kind}.png",
+            f"{'validation' if n % 2 == 0 else 'test'}/cats/{kind}.{SUFFIX.get(kind, 'png')}",
+        )
+        for n, kind in enumerate(PLANTED)
+    }
+    assert all(g["kind"] == "near" and g["distance"] <= similar.THRESHOLD for g in leaks)
+    totals = result.report["totals"]
+    assert (totals["leaked_images"], totals["near_leaked_images"], totals["leaked_copies"]) == (5, 5, 5)
+    assert totals["duplicate_groups"] == 0 and result.report["duplicates"]["items"] == []
+    assert any("5 image(s) appear in more than one" in w and "5 of them as near copies" in w for w in result.warnings)
+
+
+def test_it_reports_near_copies_within_a_split_with_their_kind(tmp_path):
+    files = split_files(train=3, validation=1)
+    original, copies = planted_copies(42)
+    files |= {"train/cats/a.png": original, "train/cats/a-q60.jpg": copies["q60"]}
+    files |= {"train/cats/a-crop.png": copies["crop4"], "train/cats/a-resized.png": copies["resized"]}
+    _, others = planted_copies(43)
+    files |= {"train/dogs/b.jpg": others["jpeg"], "train/dogs/b.png": others["jpeg-as-png"]}
+    result, _ = _build(tmp_path, files)
+    groups = {tuple(g["files"]): (g["kind"], g["distance"]) for g in result.report["duplicates"]["items"]}
+    four = ("train/cats/a-crop.png", "train/cats/a-q60.jpg", "train/cats/a-resized.png", "train/cats/a.png")
+    assert groups[four][0] == "near" and 0 < groups[four][1] <= similar.THRESHOLD
+    assert groups[("train/dogs/b.jpg", "train/dogs/b.png")] == ("identical", 0)
+    assert len(groups) == 2 and result.report["totals"]["near_duplicate_groups"] == 1
+    assert any("2 group(s) of identical images within a split (1 of them near copies" in w for w in result.warnings)
+
+
+def test_identical_pixels_stay_identical_in_kind(tmp_path):
+    files = split_files(train=3, validation=1)
+    _, copies = planted_copies(43)
+    files |= {"train/cats/b.jpg": copies["jpeg"], "validation/cats/b.png": copies["jpeg-as-png"]}
+    result, _ = _build(tmp_path, files)
+    [leak] = result.report["leakage"]["items"]
+    assert (leak["kind"], leak["distance"], leak["train"], leak["validation"]) == (
+        "identical",
+        0,
+        ["train/cats/b.jpg"],
+        ["validation/cats/b.png"],
+    )
+
+
+def test_when_it_splits_class_folders_near_copies_stay_in_one_split(tmp_path):
+    files = {}
+    for class_name, start in (("cats", 0), ("dogs", 50)):
+        files |= picture_files("", class_name, range(start, start + 10))
+    for n in range(6):
+        original, copies = planted_copies(600 + n)
+        files |= {f"cats/o{n}.png": original, f"cats/c{n}.jpg": copies["q60"], f"cats/k{n}.png": copies["crop4"]}
+    result, out = _build(tmp_path, files)
+    assert result.report["leakage"]["total"] == 0
+    for n in range(6):
+        assert _split_of(out, f"o{n}") == _split_of(out, f"c{n}") == _split_of(out, f"k{n}")
+    assert result.report["totals"]["duplicate_groups"] == 6
+
+
+def test_a_version_without_leaked_images_keeps_the_train_copies(tmp_path):
+    options = BuildOptions(max_pixels=1_000_000, seed=7, drop_leaked=True)
+    result, out = _build(tmp_path, leaky_files(), options)
+    assert result.report["leakage"]["total"] == 0 and result.report["totals"]["leaked_copies"] == 0
+    removed = result.report["without_leaks"]
+    assert removed["total"] == 5
+    assert all(not f.startswith("train/") for f in removed["items"])
+    for kind in PLANTED:
+        assert (out / "train" / "cats" / f"original-{kind}.png").is_file()
+        assert not list(out.glob(f"*/cats/{kind}.*"))
+    assert [(c["name"], c["train_count"], c["validation_count"], c["test_count"]) for c in result.classes] == [
+        ("cats", 13, 3, 3),
+        ("dogs", 8, 3, 3),
+    ]
+    assert _build(tmp_path / "plain", leaky_files())[0].report["without_leaks"] is None
+
+
+def test_it_writes_thumbnails_of_the_images_in_listed_groups(tmp_path):
+    result, out = _build(tmp_path, leaky_files())
+    shown = result.report["group_thumbnails"]
+    assert len(shown) == 10 and sorted(shown.values()) == list(range(10))
+    assert {"train/cats/original-q60.png", "validation/cats/q60.jpg", "test/cats/crop2.png"} <= set(shown)
+    with Image.open(out / "groups" / f"{shown['validation/cats/q60.jpg']}.jpg") as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) <= 128
+    capped = BuildOptions(max_pixels=1_000_000, seed=7, max_group_thumbnails=3)
+    result, out = _build(tmp_path / "capped", leaky_files(), capped)
+    assert len(result.report["group_thumbnails"]) == 3 and len(list((out / "groups").iterdir())) == 3

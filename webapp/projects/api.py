@@ -1,6 +1,6 @@
 """The projects app's REST adapters: GET POST /api/v1/projects/, GET PATCH DELETE /api/v1/projects/{id}/,
-POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202), GET DELETE /api/v1/datasets/{id}/ and
-POST /api/v1/datasets/{id}/retry/."""
+POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202), GET DELETE /api/v1/datasets/{id}/,
+POST /api/v1/datasets/{id}/retry/ and POST /api/v1/datasets/{id}/without-leaks/."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -18,6 +18,7 @@ from webapp.core.uploads import limit_upload
 from . import selectors, services
 from .datasets import dataset_create_from_archive, dataset_delete, dataset_retry
 from .models import Dataset, DatasetClass, Project
+from .without_leaks import dataset_create_without_leaks
 
 # --- projects ----------------------------------------------------------------------------------
 
@@ -181,3 +182,20 @@ class DatasetRetryView(APIView):
     def post(self, request, dataset_id: int):
         dataset = dataset_retry(dataset=selectors.dataset_for_user(request.user, dataset_id))
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DatasetWithoutLeaksView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: DatasetSerializer, **error_responses(404, 409, 503)},
+        description="Makes the project's next version from this one's stored files without its leaked images: "
+        "the validation and test copies of every picture that is in more than one split (identical or near "
+        "copies; the training copy is kept). Answers 202 with the new version (processing; its report notes "
+        "what it was made from). 409 when this version is not ready or has no leaked images; 503 when the "
+        "job queue is down.",
+        tags=["datasets"],
+    )
+    def post(self, request, dataset_id: int):
+        dataset = selectors.dataset_for_user(request.user, dataset_id)
+        new = dataset_create_without_leaks(dataset=dataset, user=request.user)
+        return Response(DatasetSerializer(new).data, status=status.HTTP_202_ACCEPTED)

@@ -1,6 +1,7 @@
 """Where a dataset's files are, and removing them: the primitives ingest, retry, delete and the
 sweep share. A failed dataset keeps nothing but (when a retry can help) its raw upload."""
 
+import json
 from pathlib import Path
 
 from django.db.models import Q
@@ -11,6 +12,8 @@ from webapp.core import storage
 from .models import FEATURE_HASH_ID_PREFIX, Dataset
 
 Status = Dataset.Status
+# Beside an upload's files, for a version made from another without its leaked images (without_leaks.py).
+LINEAGE_FILE = "lineage.json"
 
 
 def upload_dir(dataset_id: int) -> Path:
@@ -26,6 +29,12 @@ def upload_source(dataset_id: int) -> Path | None:
     if (root / "files").is_dir():
         return root / "files"
     return None
+
+
+def upload_lineage(dataset_id: int) -> dict | None:
+    """{"dataset", "version"} of the version this upload was made from without leaked images, or None."""
+    path = upload_dir(dataset_id) / LINEAGE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def staging_kind(dataset_id: int) -> str:

@@ -19,6 +19,8 @@ from webapp.core.uploads import limit_upload
 from webapp.core.xhr import json_error, login_required_for_scripts, wants_json
 
 from . import datasets, folder_uploads, selectors
+from .ingest.build import SPLITS
+from .without_leaks import dataset_create_without_leaks
 
 # The upload views are csrf_exempt on the outside and csrf_protect on the inside: Django's CSRF
 # check reads the whole body, so the upload limit goes in first (webapp/core/uploads.py).
@@ -156,6 +158,23 @@ def _chart_data(classes) -> dict:
     }
 
 
+def _picture_groups(report: dict, ready: bool) -> dict[str, list[dict]]:
+    """The report's leakage and duplicate groups for the page: each file with its split and the
+    index of its thumbnail (None when it has none, or the version is not ready)."""
+    thumbs = report.get("group_thumbnails", {}) if ready else {}
+
+    def group(entry: dict, files: list[tuple[str, str]]) -> dict:
+        members = [{"split": split, "file": f, "thumb": thumbs.get(f)} for split, f in files]
+        return {"kind": entry.get("kind", "identical"), "distance": entry.get("distance", 0), "members": members}
+
+    leakage = report.get("leakage", {}).get("items", [])
+    duplicates = report.get("duplicates", {}).get("items", [])
+    return {
+        "leakage": [group(g, [(s, f) for s in SPLITS for f in g.get(s, [])]) for g in leakage],
+        "duplicates": [group(g, [(g["split"], f) for f in g["files"]]) for g in duplicates],
+    }
+
+
 @login_required
 @require_GET
 def dataset_detail(request, dataset_id):
@@ -164,6 +183,7 @@ def dataset_detail(request, dataset_id):
     rows = list(dataset.classes.all())
     classes = [{"obj": c, "thumbs": range(len(thumbs.get(c.name, [])))} for c in rows]
     context = {"dataset": dataset, "project": dataset.project, "classes": classes, "report": dataset.report}
+    context["groups"] = _picture_groups(dataset.report, dataset.is_ready)
     if dataset.is_ready:
         context["chart"] = _chart_data(rows)
     if dataset.status == dataset.Status.FAILED:
@@ -182,6 +202,21 @@ def dataset_retry(request, dataset_id):
     else:
         messages.success(request, f"Dataset v{dataset.version} is being checked and stored again.")
     return redirect("projects:dataset_detail", dataset_id=dataset.pk)
+
+
+@login_required
+@require_POST
+def dataset_without_leaks(request, dataset_id):
+    dataset = selectors.dataset_for_user(request.user, dataset_id)
+    try:
+        new = dataset_create_without_leaks(dataset=dataset, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("projects:dataset_detail", dataset_id=dataset.pk)
+    messages.success(
+        request, f"Dataset v{new.version} is being made from v{dataset.version} without its leaked images."
+    )
+    return redirect("projects:dataset_detail", dataset_id=new.pk)
 
 
 @login_required
@@ -223,4 +258,18 @@ def dataset_thumbnail(request, dataset_id, class_id, index):
     response = FileResponse(open(path, "rb"), content_type="image/jpeg")
     # Ready datasets never change, so a thumbnail never changes either.
     response["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
+
+
+@login_required
+@require_GET
+def dataset_group_thumbnail(request, dataset_id, index):
+    """A thumbnail of an image in a listed duplicate or leakage group (report["group_thumbnails"])."""
+    dataset = selectors.dataset_for_user(request.user, dataset_id)
+    shown = dataset.report.get("group_thumbnails", {}).values() if dataset.is_ready else ()
+    path = storage.dataset_dir(dataset.pk) / "groups" / f"{index}.jpg"
+    if index not in shown or not path.is_file():
+        raise Http404("No such thumbnail.")
+    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400, immutable"  # ready datasets never change
     return response

@@ -18,7 +18,14 @@ from django.utils import timezone
 from webapp.core import storage
 from webapp.core.heartbeat import Heartbeat
 
-from .dataset_files import dataset_files_remove, dataset_mark_failed, staging_kind, upload_dir, upload_source
+from .dataset_files import (
+    dataset_files_remove,
+    dataset_mark_failed,
+    staging_kind,
+    upload_dir,
+    upload_lineage,
+    upload_source,
+)
 from .ingest import ArchiveLimits, BuildOptions, IngestError, build_dataset, extract_zip
 from .models import Dataset, DatasetClass
 
@@ -72,12 +79,18 @@ def _build_and_publish(dataset: Dataset, source: Path, staging: Path, progress: 
         progress(0.05)
     out = staging / "dataset"
     out.mkdir()
+    lineage = upload_lineage(dataset.pk) if source == upload_source(dataset.pk) else None
     options = BuildOptions(
         max_pixels=settings.TL_IMAGE_MAX_PIXELS,
         validation_fraction=settings.TL_VALIDATION_FRACTION,
         test_fraction=settings.TL_TEST_FRACTION if dataset.test_fraction is None else dataset.test_fraction,
+        drop_leaked=lineage is not None,
     )
     result = build_dataset(raw, out, options=options, progress=progress)
+    if lineage is not None:
+        removed = result.report["without_leaks"]["total"]
+        note = f"made from v{lineage['version']} without {removed} leaked image{'s' if removed != 1 else ''}"
+        result.report["lineage"] = {**lineage, "removed": removed, "note": note}
     final = storage.dataset_dir(dataset.pk)
     # A folder left by a crashed earlier attempt of this (still processing) dataset.
     storage.remove(final)

@@ -27,6 +27,12 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/status/", dataset_views.dataset_status, name="dataset_status"),
     path("datasets/<int:dataset_id>/retry/", dataset_views.dataset_retry, name="dataset_retry"),
     path("datasets/<int:dataset_id>/delete/", dataset_views.dataset_delete, name="dataset_delete"),
+    path("datasets/<int:dataset_id>/without-leaks/", dataset_views.dataset_without_leaks, name="dataset_without_leaks"),
+    path(
+        "datasets/<int:dataset_id>/groups/<int:index>.jpg",
+        dataset_views.dataset_group_thumbnail,
+        name="dataset_group_thumbnail",
+    ),
     path(
         "datasets/<int:dataset_id>/thumbs/<int:class_id>/<int:index>.jpg",
         dataset_views.dataset_thumbnail,

@@ -1,9 +1,10 @@
 """Turn a folder of uploaded files into the canonical dataset layout plus a report.
 
 Each accepted image is stored as the user's own bytes (see ingest/images.py). Duplicates and
-leakage are found by the SHA-256 of the decoded RGB pixels, so the same picture in two
-formats or with different metadata counts as one; the dataset's content hash is over the
-stored bytes, exactly what training reads.
+leakage are found by the SHA-256 of the decoded RGB pixels (the same picture in two lossless
+formats or with other metadata) and by perceptual fingerprints (a re-encoded, resized or slightly
+cropped copy; ingest/findings.py). Copies of one picture always land in one split when this code
+splits; the dataset's content hash is over the stored bytes, exactly what training reads.
 """
 
 import hashlib
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import similar
 from .errors import IngestError
+from .findings import Pictures, findings, group_thumbnails, leaked_copies, link_pictures
 from .images import ImageRejected, store_image, write_thumbnail
 from .layout import Item, plan_layout, scan_folder
 from .paths import skip_reason_for_suffix
@@ -39,6 +42,13 @@ class BuildOptions:
     thumbnails_per_class: int = 4
     imbalance_ratio: float = 3.0
     max_listed: int = 500  # longest list of files kept in the report, per section
+    # Thumbnails of the images in listed duplicate and leakage groups: at most this many per group,
+    # and this many in all (the first groups get them).
+    thumbnails_per_group: int = 4
+    max_group_thumbnails: int = 200
+    # Leave out the validation and test copies of every picture that is in more than one split
+    # (a version "without leaked images"); the first split's copy is kept, train before the others.
+    drop_leaked: bool = False
 
 
 @dataclass
@@ -50,6 +60,9 @@ class Accepted:
     sha256: str  # of the stored bytes
     pixels: str  # sha256 of the decoded pixels: identity of the picture
     split: str | None
+    fingerprint: bytes = b""  # perceptual (ingest/similar.py)
+    # The picture it shows: its pixel digest, or the smallest one of its group of copies.
+    picture: str = ""
 
 
 @dataclass
@@ -66,10 +79,10 @@ def _listed(entries: list, limit: int) -> dict:
 
 
 def _auto_split(accepted: list[Accepted], out: Path, options: BuildOptions) -> None:
-    """Stratified per class with a fixed seed; identical images always land in the same split."""
+    """Stratified per class with a fixed seed; copies of one picture always land in the same split."""
     by_class: dict[str, dict[str, list[Accepted]]] = defaultdict(lambda: defaultdict(list))
     for a in accepted:
-        by_class[a.item.class_name][a.pixels].append(a)
+        by_class[a.item.class_name][a.picture].append(a)
     for class_name, groups in by_class.items():
         hashes = sorted(groups)
         random.Random(f"{options.seed}:{class_name}").shuffle(hashes)
@@ -92,7 +105,7 @@ def _carve_test(accepted: list[Accepted], out: Path, options: BuildOptions) -> s
     by_class: dict[str, dict[str, list[Accepted]]] = defaultdict(lambda: defaultdict(list))
     for a in accepted:
         if a.split == "train":
-            by_class[a.item.class_name][a.pixels].append(a)
+            by_class[a.item.class_name][a.picture].append(a)
     plan = {}
     for class_name, groups in by_class.items():
         n_test = int(len(groups) * options.test_fraction)
@@ -155,27 +168,6 @@ def _size_stats(values: list[int]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)} if values else {}
 
 
-def _hash_findings(accepted: list[Accepted]) -> tuple[list[dict], list[dict]]:
-    where: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for a in accepted:
-        where[(a.split, a.pixels)].append(str(a.item.relative))
-    duplicates = [
-        {"split": split, "sha256": digest, "files": files}
-        for (split, digest), files in sorted(where.items())
-        if len(files) > 1
-    ]
-    # The same picture in two splits: a model can be chosen or scored on an image it trained on.
-    splits_of: dict[str, set] = defaultdict(set)
-    for split, digest in where:
-        splits_of[digest].add(split)
-    leakage = [
-        {"sha256": digest, **{split: where.get((split, digest), []) for split in SPLITS}}
-        for digest, splits in sorted(splits_of.items())
-        if len(splits) > 1
-    ]
-    return duplicates, leakage
-
-
 def _store_all(source: Path, out: Path, plan, options: BuildOptions, progress, skipped: list) -> tuple[list, dict]:
     """Step 1: verify and store every planned image; the refused ones go to ``skipped``.
 
@@ -194,8 +186,11 @@ def _store_all(source: Path, out: Path, plan, options: BuildOptions, progress, s
                 reason = str(exc)
             else:
                 accepted.append(
-                    Accepted(item, info.path, info.width, info.height, info.sha256, info.pixels_sha256, item.split)
-                )
+                    Accepted(
+                        item, info.path, info.width, info.height, info.sha256, info.pixels_sha256, item.split,
+                        fingerprint=info.fingerprint,
+                    )
+                )  # fmt: skip
         if reason is not None:
             skipped.append({"file": str(item.relative), "reason": reason})
         if progress and (index % 50 == 0):
@@ -225,9 +220,10 @@ def _class_counts(accepted: list[Accepted], names: list[str]) -> tuple[dict, lis
     return counts, classes
 
 
-def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leakage, test_split) -> dict:
+def _report(*, scan, plan, options, classes, skipped, accepted, pictures, removed, test_split) -> dict:
     """Step 4: the dataset report shown to the user (lists cut at ``max_listed``)."""
     limit = options.max_listed
+    duplicates, leakage = findings(accepted, pictures)
     return {
         "layout": plan.kind,
         "wrapper": plan.wrapper,
@@ -240,8 +236,15 @@ def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leak
             "skipped": len(skipped),
             "ignored": scan.ignored,
             "duplicate_groups": len(duplicates),
+            "near_duplicate_groups": sum(g["kind"] == "near" for g in duplicates),
+            # Pictures in more than one split, and their copies outside the first split (what a
+            # version without leaked images leaves out).
             "leaked_images": len(leakage),
+            "near_leaked_images": sum(g["kind"] == "near" for g in leakage),
+            "leaked_copies": len(leaked_copies(accepted, pictures)),
         },
+        "near_duplicates": {"threshold": similar.THRESHOLD, "colour_tolerance": similar.COLOUR_TOLERANCE},
+        "without_leaks": None if removed is None else _listed(removed, limit),
         "skipped": _listed(skipped, limit),
         "duplicates": _listed(duplicates, limit),
         "leakage": _listed(leakage, limit),
@@ -251,10 +254,11 @@ def _report(*, scan, plan, options, classes, skipped, accepted, duplicates, leak
         },
         "warnings": [],
         "thumbnails": {},
+        "group_thumbnails": {},
     }
 
 
-def _warnings(classes: list[dict], options: BuildOptions, *, duplicates, leakage, skipped) -> list[str]:
+def _warnings(classes: list[dict], options: BuildOptions, *, totals: dict, skipped) -> list[str]:
     """Step 6: what the user should know about a usable dataset."""
     warnings = []
     train_counts = {c["name"]: c["train_count"] for c in classes}
@@ -264,13 +268,43 @@ def _warnings(classes: list[dict], options: BuildOptions, *, duplicates, leakage
             f"Class imbalance: {most!r} has {train_counts[most]} training images but {least!r} has "
             f"{train_counts[least]} ({train_counts[most] / train_counts[least]:.1f}x)."
         )
-    if duplicates:
-        warnings.append(f"{len(duplicates)} group(s) of identical images within a split.")
-    if leakage:
-        warnings.append(f"{len(leakage)} image(s) appear in more than one of train, validation and test (leakage).")
+    if totals["duplicate_groups"]:
+        near = totals["near_duplicate_groups"]
+        warnings.append(
+            f"{totals['duplicate_groups']} group(s) of identical images within a split"
+            + (f" ({near} of them near copies: re-encoded, resized or cropped)." if near else ".")
+        )
+    if totals["leaked_images"]:
+        near = totals["near_leaked_images"]
+        warnings.append(
+            f"{totals['leaked_images']} image(s) appear in more than one of train, validation and test (leakage"
+            + (f", {near} of them as near copies" if near else "")
+            + f"); {totals['leaked_copies']} copies outside the first split."
+        )
     if skipped:
         warnings.append(f"{len(skipped)} file(s) were skipped; see the list.")
     return warnings
+
+
+def _link_pictures(accepted: list[Accepted]) -> Pictures:
+    """Step 1b: which images show one picture (identical pixels or near fingerprints)."""
+    pictures = link_pictures([a.pixels for a in accepted], [a.fingerprint for a in accepted])
+    for a, key in zip(accepted, pictures.key, strict=True):
+        a.picture = key
+    return pictures
+
+
+def _drop_leaked(accepted: list[Accepted], pictures: Pictures) -> tuple[list[Accepted], list[str]]:
+    """Step 2c, for a version without leaked images: delete the copies outside each picture's first split.
+
+    Returns the images kept and the files left out (as uploaded).
+    """
+    dropped = set(leaked_copies(accepted, pictures))
+    for i in dropped:
+        accepted[i].path.unlink()
+    return [a for i, a in enumerate(accepted) if i not in dropped], sorted(
+        str(accepted[i].item.relative) for i in dropped
+    )
 
 
 def _content_hash(accepted: list[Accepted]) -> str:
@@ -309,24 +343,32 @@ def build_dataset(
     plan = plan_layout(scan.files)
     skipped = [{"file": f, "reason": r} for f, r in scan.skipped + plan.skipped]
     accepted, plan_classes = _store_all(Path(source), out, plan, options, progress, skipped)
+    pictures = _link_pictures(accepted)
     if plan.kind != "splits":  # step 2: class folders only: split them
         _auto_split(accepted, out, options)
         plan_classes["train"] |= plan_classes.pop(None)
         plan_classes[None] = set()
     test_split = _test_split(accepted, out, options, uploaded=bool(plan_classes["test"]))
+    removed = None
+    if options.drop_leaked:  # step 2c
+        accepted, removed = _drop_leaked(accepted, pictures)
+        pictures = _link_pictures(accepted)
     names = sorted(plan_classes["train"] | plan_classes["validation"])
     counts, classes = _class_counts(accepted, names)
-    duplicates, leakage = _hash_findings(accepted)
     report = _report(
         scan=scan, plan=plan, options=options, classes=classes, skipped=skipped, accepted=accepted,
-        duplicates=duplicates, leakage=leakage, test_split=test_split,
+        pictures=pictures, removed=removed, test_split=test_split,
     )  # fmt: skip
     problems = _class_problems(plan_classes, counts, plan.kind)  # step 5
     if problems:
         raise IngestError("; ".join(problems), report=report)
-    report["warnings"] = _warnings(classes, options, duplicates=duplicates, leakage=leakage, skipped=skipped)
+    report["warnings"] = _warnings(classes, options, totals=report["totals"], skipped=skipped)
     content_hash = _content_hash(accepted)
     report["thumbnails"] = _thumbnails(accepted, names, out, options)
+    report["group_thumbnails"] = group_thumbnails(
+        {str(a.item.relative): a.path for a in accepted}, report, out / "groups",
+        per_group=options.thumbnails_per_group, limit=options.max_group_thumbnails, max_pixels=options.max_pixels,
+    )  # fmt: skip
     if progress:
         progress(1.0)
     if test_split["source"] == "none" and test_split["reason"]:

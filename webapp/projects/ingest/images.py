@@ -3,7 +3,8 @@
 Every accepted image is decoded in full here with the decoder that training, evaluation and
 predict share (workers.ml.images), so a file that cannot be read never reaches training, and
 the bytes stored are the bytes the user sent: evaluation sees exactly what predict will see
-when the same file is sent to it. Nothing is re-encoded.
+when the same file is sent to it. Nothing is re-encoded. The same decoded image gives the
+pixel digest (identical copies) and the perceptual fingerprint (near copies, ingest/similar.py).
 """
 
 import hashlib
@@ -23,6 +24,8 @@ from workers.ml.images import (
     verify,
 )
 
+from .similar import fingerprint
+
 __all__ = ["ACCEPTED_FORMATS", "IMAGE_SUFFIXES", "ImageInfo", "ImageRejected", "store_image", "to_rgb"]
 
 THUMB_SIZE = (128, 128)
@@ -36,6 +39,7 @@ class ImageInfo:
     source_mode: str
     sha256: str  # of the stored bytes (what training reads)
     pixels_sha256: str  # of the decoded RGB pixels: equal for the same picture in any format
+    fingerprint: bytes  # perceptual hashes: near for a re-encoded, resized or cropped copy (similar.py)
     path: Path  # where it was stored (the suffix follows the detected format)
 
 
@@ -67,6 +71,7 @@ def store_image(src: Path, dest_stem: Path, *, max_pixels: int) -> ImageInfo:
         source_mode=header.mode,
         sha256=hashlib.sha256(data).hexdigest(),
         pixels_sha256=pixels_digest(rgb),
+        fingerprint=fingerprint(rgb),
         path=dest,
     )
 
