@@ -41,7 +41,9 @@ def test_it_uploads_a_picked_folder_in_batches(signed_in, user, tmp_path, clean_
     dataset = dataset_ingest(dataset_id=dataset.pk)
     assert dataset.status == "ready", dataset.error
     assert dataset.report["wrapper"] == "seed" and dataset.report["totals"]["ignored"] == 0
-    assert list(dataset.classes.values_list("train_count", "validation_count")) == [(25, 5), (25, 5)]
+    # 25 training images per class, 10% of which (TL_TEST_FRACTION) become the test split.
+    counts = list(dataset.classes.values_list("train_count", "validation_count", "test_count"))
+    assert counts == [(23, 5, 2), (23, 5, 2)]
     tab.locator("#dataset-status .badge.ready").wait_for(timeout=15_000)
     tab.wait_for_load_state("networkidle")
     assert tab.locator("td.thumbs img").count() == 8
