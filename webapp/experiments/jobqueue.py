@@ -1,4 +1,5 @@
-"""Handing a training job to the broker (STYLE habit 3: task id stored first, sent on commit)."""
+"""Handing a training job to the broker: its task id is stored first and the message sent on commit
+(docs/architecture.md, "An experiment's path, from the form to a saved model")."""
 
 import logging
 

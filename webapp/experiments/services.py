@@ -1,6 +1,6 @@
 """Writes for experiments, training jobs and trained models (docs/architecture.md, "Job states").
 
-Every status change is one conditional UPDATE whose row count is checked (STYLE habit 4): a
+Every status change is one conditional UPDATE whose row count is checked: a
 job that the reaper failed, or a user cancelled, can never be moved back by a slower writer.
 The body of the training task lives in `webapp.experiments.runner` and the recovery of lost jobs
 in `webapp.experiments.recovery`; both are re-exported here so callers need one module.

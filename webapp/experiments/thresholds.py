@@ -1,4 +1,4 @@
-"""A model's confidence threshold: predictions below it answer "unknown" (DESIGN §6, issue 15).
+"""A model's confidence threshold: predictions below it answer "unknown".
 
 The threshold is chosen on validation images, never test: each succeeded job stores their
 calibrated confidences as ``result["threshold_curve"]`` ([[confidence, correct], ...], most

@@ -1,4 +1,4 @@
-"""Experiment and model pages: parse input, call one service or selector, render (STYLE habit 1)."""
+"""Experiment and model pages: parse input, call one service or selector, render."""
 
 import json
 
