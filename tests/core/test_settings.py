@@ -98,3 +98,21 @@ def test_the_wsgi_app_uses_production_settings_and_the_configured_celery_app():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.stdout.split() == ["webapp.settings.base", "transferlab", "redis://127.0.0.1:6379/7"], result.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["CSRF_FAILURE_VIEW", "REST_FRAMEWORK['DEFAULT_PARSER_CLASSES'][0]", "REST_FRAMEWORK['EXCEPTION_HANDLER']"],
+)
+def test_each_dotted_path_in_the_settings_imports_first_in_a_fresh_process(setting):
+    # Django's checks import CSRF_FAILURE_VIEW before any URLconf; an import cycle through DRF's
+    # settings (errors -> rest_framework.views -> parsers -> errors) once failed only that way.
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        f"from django.utils.module_loading import import_string; print(import_string(settings.{setting}))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TL_"))}
+    env["DJANGO_SETTINGS_MODULE"] = "webapp.settings.test"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(("<function", "<class"))

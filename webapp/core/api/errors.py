@@ -20,6 +20,8 @@ from webapp.core.errors import ServiceError
 from webapp.core.redact import without_server_paths
 from webapp.core.request_id import current_request_id
 
+from .exceptions import PayloadTooLarge
+
 # Django reports its own uncaught exceptions here; API ones join them, so one alert rule sees both.
 request_logger = logging.getLogger("django.request")
 
@@ -33,12 +35,6 @@ class ErrorItemSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     errors = ErrorItemSerializer(many=True)
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = 413
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"
 
 
 _DESCRIPTIONS = {

@@ -11,7 +11,7 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from .errors import PayloadTooLarge
+from .exceptions import PayloadTooLarge
 
 MAX_DEPTH = 64
 TOO_DEEP = f"the JSON body is nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)"
