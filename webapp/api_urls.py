@@ -8,6 +8,7 @@ from webapp.accounts import api as accounts
 from webapp.core.api.errors import api_not_found
 from webapp.core.api.health import HealthView
 from webapp.experiments import api as experiments
+from webapp.exports import api as exports
 from webapp.predictions import api as predictions
 from webapp.projects import api as projects
 
@@ -38,6 +39,9 @@ urlpatterns = [
     path("projects/<int:project_id>/models/", experiments.ModelListView.as_view(), name="api-models"),
     path("models/<int:model_id>/", experiments.ModelDetailView.as_view(), name="api-model"),
     path("models/<int:model_id>/publish/", predictions.ModelPublishView.as_view(), name="api-model-publish"),
+    path("models/<int:model_id>/exports/", exports.ModelExportListView.as_view(), name="api-model-exports"),
+    path("exports/<int:export_id>/", exports.ModelExportDetailView.as_view(), name="api-export"),
+    path("exports/<int:export_id>/download/", exports.ModelExportDownloadView.as_view(), name="api-export-download"),
     path("projects/<int:project_id>/predict/", predictions.ProjectPredictView.as_view(), name="api-project-predict"),
     path("models/<int:model_id>/predict/", predictions.ModelPredictView.as_view(), name="api-model-predict"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

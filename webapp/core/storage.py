@@ -75,6 +75,15 @@ def model_dir(model_id: int) -> Path:
     return models_root() / str(model_id)
 
 
+def exports_root() -> Path:
+    return storage_root() / "exports"
+
+
+def export_dir(export_id: int) -> Path:
+    """One verified export of a model: bundle.zip (the download) and what the engine wrote beside it."""
+    return exports_root() / str(export_id)
+
+
 def predictions_root() -> Path:
     return storage_root() / "predictions"
 

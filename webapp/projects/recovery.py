@@ -150,7 +150,8 @@ def storage_sweep() -> dict[str, list[str]]:
     Staging folders no live process holds (their owner was killed); feature caches of a content
     no dataset has any more (a delete that raced a running extraction, or the old flat layout)
     and half-written entries; uploads and dataset folders whose row is gone (a web process killed
-    mid-upload) or whose dataset is ready; stored prediction images of deleted projects. The age
+    mid-upload) or whose dataset is ready; stored prediction images of deleted projects; export
+    folders whose row is gone (an export that finished as its model was deleted). The age
     check spares work that is just starting (a row not yet committed); the lock spares any
     staging folder in use, however old.
     """
@@ -163,12 +164,19 @@ def storage_sweep() -> dict[str, list[str]]:
     def project_exists(name: str) -> bool:
         return not name.isdigit() or Project.objects.filter(pk=int(name)).exists()
 
+    def export_exists(name: str) -> bool:
+        from django.apps import apps
+
+        # By name: exports sits above projects.
+        return not name.isdigit() or apps.get_model("exports", "ModelExport").objects.filter(pk=int(name)).exists()
+
     removed = {
         "staging": storage.staging_sweep(older_than=age),
         "features": _sweep_features(cutoff),
         "uploads": _sweep(storage.uploads_root(), _owned_upload, cutoff),
         "datasets": _sweep(storage.datasets_root(), dataset_exists, cutoff),
         "predictions": _sweep(storage.predictions_root(), project_exists, cutoff),
+        "exports": _sweep(storage.exports_root(), export_exists, cutoff),
     }
     if any(removed.values()):
         log.info("storage sweep removed %s", {kind: names for kind, names in removed.items() if names})

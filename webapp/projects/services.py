@@ -42,9 +42,9 @@ def project_update(*, project: Project, **fields) -> Project:
 
 
 def project_delete(*, project: Project) -> None:
-    """Delete a project with its datasets, experiments, models and predictions, and every file of
-    theirs: images, kept uploads, models, stored prediction images, and feature caches that no
-    remaining dataset shares.
+    """Delete a project with its datasets, experiments, models, exports and predictions, and every
+    file of theirs: images, kept uploads, models, exports, stored prediction images, and feature
+    caches that no remaining dataset shares.
 
     Its jobs are cancelled first, in their own commit: a queued one never starts, and a running
     one stops at its next batch (its poll then finds the row gone) and removes its own staging.
@@ -54,6 +54,7 @@ def project_delete(*, project: Project) -> None:
 
     # By name: experiments sits above projects, as the reverse accessors used below do.
     TrainingJob = apps.get_model("experiments", "TrainingJob")
+    ModelExport = apps.get_model("exports", "ModelExport")
     jobs = TrainingJob.objects.filter(experiment__project=project)
     jobs.filter(status=TrainingJob.Status.QUEUED).update(
         status=TrainingJob.Status.CANCELLED, cancel_requested=True, error="Cancelled: its project was deleted."
@@ -64,6 +65,7 @@ def project_delete(*, project: Project) -> None:
     datasets = list(project.datasets.all())
     session_ids = list(project.upload_sessions.values_list("id", flat=True))
     models = list(project.models.values_list("id", "path"))
+    export_ids = list(ModelExport.objects.filter(model__project=project).values_list("id", flat=True))
     with transaction.atomic():
         # Models and experiments PROTECT their sources; remove them first, newest first.
         project.models.all().delete()
@@ -81,4 +83,6 @@ def project_delete(*, project: Project) -> None:
         folder = storage.path_of(key) if key else None
         if folder and folder.resolve().is_relative_to(storage.models_root().resolve()):
             storage.remove(folder)
+    for export_id in export_ids:  # an export still running finds its row gone and removes what it wrote
+        storage.remove(storage.export_dir(export_id))
     storage.remove(storage.predictions_dir(project_id))

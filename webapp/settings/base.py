@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "webapp.projects",
     "webapp.experiments",
     "webapp.predictions",
+    "webapp.exports",
     "webapp.dashboard",
 ]
 
