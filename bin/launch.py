@@ -384,6 +384,19 @@ def run(args) -> int:
             supervisor.stop(hurry=lambda: stops.count > 1)
 
 
+# Test processes (pytest-xdist) unless the arguments choose: many slow tests wait on subprocesses (Celery
+# workers, bin/run, pip, a browser), so two processes take about half the time even on two cores
+# (docs/decisions.md, "Tests in two processes"). `-n 0` runs them in this one process.
+TEST_PROCESSES = 2
+
+
+def parallel(pytest_args: list[str]) -> list[str]:
+    chosen = ("-n", "--numprocesses", "--dist", "--pdb", "--trace")
+    if "no:xdist" in pytest_args or any(arg.startswith(chosen) for arg in pytest_args):
+        return []
+    return ["-n", str(TEST_PROCESSES), "--dist", "loadgroup"]
+
+
 def test(args) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings.test"
     supervisor = Supervisor()
@@ -400,7 +413,7 @@ def test(args) -> int:
             [PY, "-m", "ruff", "format", "--check", "."],
             [str(Path(PY).parent / "lint-imports")],
             [PY, "manage.py", "makemigrations", "--check", "--dry-run"],
-            [PY, "-m", "pytest", *args.pytest_args],
+            [PY, "-m", "pytest", *parallel(args.pytest_args), *args.pytest_args],
         ]
         for step in steps:
             print("$ " + " ".join(Path(step[0]).name if i == 0 else s for i, s in enumerate(step)), flush=True)

@@ -1,7 +1,11 @@
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.helpers import flush_broker
+from tests.helpers import flush_broker, load_launch
 from tests.trained import tiny_model  # noqa: F401  (a session fixture for every test folder)
 
 
@@ -26,6 +30,36 @@ def clean_broker():
     flush_broker()
     yield
     flush_broker()
+
+
+# --- pytest-xdist (`-n 2`, addopts): test processes that run at the same time share nothing -----
+
+_xdist_resources = pytest.StashKey[tuple]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Before the workers start: each gets a storage root of its own, and each but the first an embedded
+    Redis of its own (the first keeps REDIS_URL), as its environment. Tests empty their Redis database
+    and count the Celery workers that answer on it, so two test processes on one database would take
+    each other's messages. pytest-django gives each worker its own test database (a _gwN suffix)."""
+    launch = load_launch()
+    folder = Path(tempfile.mkdtemp(prefix="tl-xdist-"))
+    supervisor = launch.Supervisor(cwd=folder, log=lambda line: None)
+    config.stash[_xdist_resources] = (supervisor, folder)
+    for index, spec in enumerate(specs):
+        storage = folder / f"storage-{index}"
+        storage.mkdir()
+        spec.env["TL_STORAGE_ROOT"] = str(storage)
+        if index:
+            spec.env["REDIS_URL"] = launch.start_embedded_redis(supervisor, folder / f"redis-{index}")
+
+
+def pytest_unconfigure(config):
+    supervisor, folder = config.stash.get(_xdist_resources, (None, None))
+    if supervisor is not None:
+        supervisor.stop(grace=5)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # One Playwright session for the whole run: a second session-scoped browser, started while the

@@ -1,5 +1,6 @@
 """Real processes for tests: Celery workers and a live server, pointed at the test database."""
 
+import importlib.util
 import os
 import signal
 import socket
@@ -14,6 +15,14 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_launch():
+    """bin/launch.py as a module (it is a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location("launch", ROOT / "bin" / "launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def subprocess_env(**extra) -> dict:

@@ -1,7 +1,6 @@
 """bin/launch.py: `run` supervises what it starts. The fast tests drive the Supervisor with tiny
 Python processes; the slow ones start the real bin/run (its own var/, port and embedded Redis)."""
 
-import importlib.util
 import os
 import re
 import shlex
@@ -15,12 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, load_launch, wait_for
 from tests.projects.images import make_zip, split_files
 
-_spec = importlib.util.spec_from_file_location("launch", ROOT / "bin" / "launch.py")
-launch = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(launch)
+launch = load_launch()
 
 ADMIN_PASSWORD = "supervised-admin-pw-1"
 
@@ -318,6 +315,7 @@ def app(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("bin-run")  # one test process starts the module's bin/run
 def test_it_restarts_a_killed_training_worker_while_the_web_keeps_answering(app):
     old = app.pid("training-worker")
     pool = children_of(old)
@@ -345,6 +343,7 @@ def test_it_restarts_a_killed_training_worker_while_the_web_keeps_answering(app)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("bin-run")  # one test process starts the module's bin/run
 def test_while_redis_is_down_the_web_answers_503_and_it_recovers_after_the_restart(app, tmp_path):
     api, browser = app.api(), app.browser()
     project = api.post(app.url + "/api/v1/projects/", json={"name": "Supervised"}, timeout=10).json()

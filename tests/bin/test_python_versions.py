@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -158,10 +159,16 @@ def lock_for(version: str) -> dict[str, str]:
     return pins
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("version", SUPPORTED)
-def test_the_lock_resolves_to_its_own_pins_from_wheels_alone(version, tmp_path):
+@dataclass
+class Resolution:
+    """One `pip install --dry-run` of the lock for a Python version, running in the background."""
+
+    proc: subprocess.Popen
+    report: Path
+    stderr: Path
+
+
+def start_resolution(version: str, folder: Path) -> Resolution:
     python = interpreter(version)
     requirements = ROOT / "requirements.txt"
     if python is None:
@@ -169,21 +176,45 @@ def test_the_lock_resolves_to_its_own_pins_from_wheels_alone(version, tmp_path):
         # the lines whose marker holds on `version`, with their markers dropped. (Dependencies' own
         # markers are still read for this Python: a real interpreter of `version`, found above, is exact.)
         python = sys.executable
-        requirements = tmp_path / "requirements.txt"
+        requirements = folder / "requirements.txt"
         requirements.write_text("".join(f"{name}=={pin}\n" for name, pin in lock_for(version).items()))
         target = ["--python-version", version]
     else:
         target = []
-    report = tmp_path / "report.json"
-    result = subprocess.run(
-        [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:", *target,
-         "--target", str(tmp_path / "target"), "--report", str(report), "-q", "-r", str(requirements)],
-        capture_output=True, text=True, timeout=840,
-    )  # fmt: skip
-    assert result.returncode == 0, f"the lock does not resolve on Python {version}:\n{result.stderr[-3000:]}"
+    report, stderr = folder / "report.json", folder / "stderr.txt"
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary=:all:", *target,
+             "--target", str(folder / "target"), "--report", str(report), "-q", "-r", str(requirements)],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    return Resolution(proc, report, stderr)
+
+
+@pytest.fixture(scope="module")
+def resolutions(tmp_path_factory):
+    """Each resolution takes a minute or two, mostly waiting on the index: the first test that asks
+    starts all of them at once, and each test waits for its own version's."""
+    started = {version: start_resolution(version, tmp_path_factory.mktemp(f"lock-{version}")) for version in SUPPORTED}
+    yield started
+    for resolution in started.values():
+        if resolution.proc.poll() is None:
+            resolution.proc.kill()
+        resolution.proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("lock")  # one test process runs the three, so the resolutions start once
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_the_lock_resolves_to_its_own_pins_from_wheels_alone(version, resolutions):
+    resolution = resolutions[version]
+    returncode = resolution.proc.wait(timeout=840)
+    stderr = resolution.stderr.read_text(errors="replace")
+    assert returncode == 0, f"the lock does not resolve on Python {version}:\n{stderr[-3000:]}"
     resolved = {
         canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
-        for item in json.loads(report.read_text())["install"]
+        for item in json.loads(resolution.report.read_text())["install"]
     }
     # pip freeze leaves pip's own build tools out of the lock; tensorflow and astunparse pull them in.
     for tool in ("pip", "setuptools", "wheel"):
