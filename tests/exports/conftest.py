@@ -136,3 +136,39 @@ def api_probabilities(client, model_id: int, image: bytes, class_names: list[str
     assert answer.status_code == 200, answer.content
     probabilities = answer.json()["predictions"][0]["probabilities"]
     return [probabilities[name] for name in class_names]
+
+
+def svd_model(owner, tiny_model):
+    """The tiny model behind a layer whose op (Svd) neither tf2onnx nor TF Lite's builtins have."""
+    import keras
+
+    from workers.ml.hashing import file_sha256
+    from workers.ml.predict import load_verified_model
+
+    inner = load_verified_model(Path(tiny_model["path"]), tiny_model["checksum"])
+    image = keras.Input((32, 32, 3))
+    outer = keras.Model(image, inner(SvdProbe()(image)))
+    folder = storage.models_root() / "svd"
+    folder.mkdir(parents=True)
+    outer.save(folder / "model.keras")
+    shutil.copy(Path(tiny_model["path"]) / "model.json", folder / "model.json")
+    project = Project.objects.create(owner=owner, name="Odd ops")
+    write_dataset_files(make_dataset(project))
+    return make_model(project, tiny_model, path=folder, checksum=file_sha256(folder / "model.keras"))
+
+
+def _svd_probe():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="tests_exports")
+    class SvdProbe(keras.layers.Layer):
+        """Adds nothing to the image, through singular values: a model the converters cannot handle."""
+
+        def call(self, x):
+            values = keras.ops.svd(keras.ops.reshape(x, (-1, 32 * 3, 32)), compute_uv=False)
+            return x + 0.0 * keras.ops.reshape(keras.ops.sum(values, axis=-1), (-1, 1, 1, 1))
+
+    return SvdProbe
+
+
+SvdProbe = _svd_probe()

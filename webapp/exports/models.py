@@ -10,7 +10,7 @@ class ModelExport(models.Model):
     """A trained model in one portable format, verified in its own runtime before it is offered.
 
     queued -> running -> ready | failed; one row per (model, format): asking again returns it, and
-    a failed one is run again (docs/architecture.md, "Exports").
+    a failed one is run again (docs/decisions.md, "Exports in the app").
     """
 
     class Format(models.TextChoices):

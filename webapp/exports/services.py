@@ -1,4 +1,4 @@
-"""Writes for model exports (docs/architecture.md, "Exports"): ask for one, run it, forget it.
+"""Writes for model exports (docs/decisions.md, "Exports in the app"): ask for one, run it, forget it.
 
 One row per (model, format). Asking again returns the row as it is, unless it failed, in which
 case it is queued again. Every status change is one conditional UPDATE whose row count is
