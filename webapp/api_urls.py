@@ -36,6 +36,11 @@ urlpatterns = [
     path(
         "experiments/<int:experiment_id>/retry/", experiments.ExperimentRetryView.as_view(), name="api-experiment-retry"
     ),
+    path(
+        "experiments/<int:experiment_id>/resume/",
+        experiments.ExperimentResumeView.as_view(),
+        name="api-experiment-resume",
+    ),
     path("projects/<int:project_id>/models/", experiments.ModelListView.as_view(), name="api-models"),
     path("models/<int:model_id>/", experiments.ModelDetailView.as_view(), name="api-model"),
     path("models/<int:model_id>/publish/", predictions.ModelPublishView.as_view(), name="api-model-publish"),

@@ -1,13 +1,9 @@
 """End to end through real Redis and real `celery worker` processes training real tiny models."""
 
 import hashlib
-import os
-import signal
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from tests.experiments.factories import BOTTLENECK, LONG_SCRATCH, make_dataset, make_project
 from tests.helpers import celery_worker, wait_for
@@ -74,23 +70,6 @@ def test_cancelling_a_running_job_stops_it_and_leaves_no_files(alice, clean_brok
     assert job.status == Status.CANCELLED and job.epoch < 1000
     assert not TrainedModel.objects.exists()
     assert leftover_model_files() == []
-
-
-def test_a_worker_killed_mid_training_leaves_the_job_failed_worker_lost(alice, clean_broker, settings):
-    project = make_project(alice)
-    dataset = make_dataset(project)
-    with celery_worker("doomed", **TRAINING) as (proc, _node, _log):
-        job = start(project, dataset, alice, LONG_SCRATCH)
-        wait_for(lambda: running_epoch(job, 2), timeout=90, message="training to be under way")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    assert status_of(job) == Status.RUNNING  # nobody is left to say otherwise...
-    # ...until the reaper runs once the heartbeat is stale (simulated by running it "later").
-    later = timezone.now() + timedelta(seconds=settings.TL_HEARTBEAT_STALE_SECONDS + 30)
-    assert services.training_jobs_reap(now=later, inspect_timeout=0.5) == [job.pk]
-    assert status_of(job) == Status.FAILED and job.error.startswith("worker lost")
-    assert not TrainedModel.objects.exists()
-    assert not storage.models_root().exists() or not any(storage.models_root().iterdir())
 
 
 def test_two_workers_take_different_jobs_one_at_a_time_each_exactly_once(alice, clean_broker):

@@ -67,6 +67,15 @@ def features_dir(dataset_hash: str) -> Path:
     return features_root() / dataset_hash
 
 
+def checkpoints_root() -> Path:
+    return storage_root() / "checkpoints"
+
+
+def checkpoint_dir(job_id: int) -> Path:
+    """A training job's per-epoch checkpoints (workers.ml.checkpoint), kept while it may be resumed."""
+    return checkpoints_root() / str(job_id)
+
+
 def models_root() -> Path:
     return storage_root() / "models"
 

@@ -1,5 +1,5 @@
 """The experiments app's REST adapters: GET POST /api/v1/projects/{id}/experiments/,
-GET /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/ and /retry/, and
+GET /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/, /retry/ and /resume/, and
 GET /api/v1/projects/{id}/models/ and PATCH /api/v1/models/{id}/ (its threshold; publishing a model is the
 predictions app's: it loads it into the serving cache)."""
 
@@ -246,6 +246,15 @@ class ExperimentSerializer(serializers.Serializer):
     progress = serializers.FloatField()
     epoch = serializers.IntegerField()
     epochs = serializers.IntegerField()
+    attempts = serializers.IntegerField(help_text="Times a worker took the latest job (automatic retries included).")
+    resumed_from_epoch = serializers.IntegerField(
+        allow_null=True,
+        help_text="The completed epochs the job's latest attempt continued from (its checkpoint); null when it "
+        "started at epoch 1.",
+    )
+    resumable = serializers.BooleanField(
+        help_text="The latest job failed or was cancelled and has a checkpoint: POST .../resume/ continues it."
+    )
     history = EpochSerializer(many=True)
     evaluation = EvaluationSerializer(allow_null=True)
     versus_base = VersusBaseSerializer(allow_null=True, help_text="Fine-tunes only: the result against its base model.")
@@ -272,6 +281,9 @@ def experiment_body(experiment: Experiment) -> dict:
         "progress": job.progress if job else 0.0,
         "epoch": job.epoch if job else 0,
         "epochs": job.epochs if job else 0,
+        "attempts": job.attempts if job else 0,
+        "resumed_from_epoch": job.resumed_from_epoch if job else None,
+        "resumable": selectors.job_resumable(job),
         "history": selectors.job_history(job) if job else [],
         "evaluation": (job.result or {}).get("evaluation") if job else None,
         "versus_base": selectors.versus_base(job),
@@ -360,6 +372,21 @@ class ExperimentRetryView(APIView):
         experiment = selectors.experiment_for_user(request.user, experiment_id)
         services.experiment_retry(experiment=experiment)
         return _response(experiment, status.HTTP_201_CREATED)
+
+
+class ExperimentResumeView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: ExperimentSerializer, **error_responses(404, 409, 503)},
+        description="Queue the latest job again, if it failed or was cancelled, to continue after the last epoch "
+        "its checkpoint holds (same job: its attempts and history carry on). 409, with the reason, when it has "
+        "no checkpoint (retry it instead) or is not failed or cancelled.",
+        tags=["experiments"],
+    )
+    def post(self, request, experiment_id: int):
+        experiment = selectors.experiment_for_user(request.user, experiment_id)
+        services.experiment_resume(experiment=experiment)
+        return _response(experiment, status.HTTP_202_ACCEPTED)
 
 
 class ModelListView(GenericAPIView):

@@ -62,6 +62,8 @@ class TrainingJob(models.Model):
     epoch = models.PositiveIntegerField(default=0)
     epochs = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
+    # The completed epochs the latest attempt continued from (its checkpoint); None: it started at epoch 1.
+    resumed_from_epoch = models.PositiveIntegerField(null=True, blank=True)
     # Each publish of the job's message; the reaper re-sends a message that vanished, a few times.
     enqueue_count = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)

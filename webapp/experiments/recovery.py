@@ -1,7 +1,9 @@
 """Recovery of training jobs nobody is running any more (a beat task calls these every minute).
 
-A running job whose heartbeat stopped is failed ("worker lost"); a queued job whose message is in
-no queue and held by no worker is sent again, a few times (docs/architecture.md, "Job states").
+A running job whose heartbeat stopped is queued again to continue from its checkpoint, a bounded
+number of attempts, or else failed ("worker lost"); a queued job whose message is in no queue and
+held by no worker is sent again, a few times (docs/architecture.md, "Job states";
+docs/decisions.md, "Resumable training jobs").
 """
 
 import logging
@@ -11,8 +13,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from .checkpoints import checkpoint_epoch
 from .jobqueue import BrokerUnavailable, job_enqueue
 from .models import TrainingJob
+from .runner import MAX_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,11 @@ def _active_task_ids(timeout: float) -> set[str] | None:
 
 
 def training_jobs_reap(*, now=None, ask_workers: bool = True, inspect_timeout: float = 1.0) -> list[int]:
-    """Fail running jobs whose heartbeat is older than TL_HEARTBEAT_STALE_SECONDS ("worker lost").
+    """Take back running jobs whose heartbeat is older than TL_HEARTBEAT_STALE_SECONDS.
+
+    A job with a checkpoint, not asked to cancel and with fewer than MAX_ATTEMPTS attempts is
+    queued again and sent to the training queue: its next attempt continues after the checkpoint's
+    epoch. Any other is failed ("worker lost"), its checkpoint kept so that the user can resume it.
 
     The heartbeat is the evidence: a job's child beats every TL_HEARTBEAT_SECONDS from a thread,
     even inside one long batch. Workers are also asked which tasks they run: a job a worker
@@ -46,7 +54,9 @@ def training_jobs_reap(*, now=None, ask_workers: bool = True, inspect_timeout: f
     cutoff = now - timedelta(seconds=settings.TL_HEARTBEAT_STALE_SECONDS)
     stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     candidates = list(
-        TrainingJob.objects.filter(stale, status=Status.RUNNING).values_list("pk", "task_id", "worker", "heartbeat_at")
+        TrainingJob.objects.filter(stale, status=Status.RUNNING).values_list(
+            "pk", "task_id", "worker", "heartbeat_at", "attempts", "cancel_requested"
+        )
     )
     if not candidates:
         return []
@@ -54,16 +64,25 @@ def training_jobs_reap(*, now=None, ask_workers: bool = True, inspect_timeout: f
     # Even a worker that claims the task cannot keep it past the hard time limit.
     hard_cutoff = now - timedelta(seconds=settings.TL_TRAINING_TIME_LIMIT + settings.TL_HEARTBEAT_STALE_SECONDS)
     reaped = []
-    for pk, task_id, worker, beat in candidates:
+    for pk, task_id, worker, beat, attempts, cancelling in candidates:
         if active and task_id in active and beat and beat >= hard_cutoff:
             log.warning("job %s: heartbeat stale but %s still reports it active; not reaping", pk, worker)
             continue
         since = beat.isoformat(timespec="seconds") if beat else "its start"
-        message = (
+        lost = (
             f"worker lost: no heartbeat from {worker or 'the worker'} since {since} "
             f"(more than {settings.TL_HEARTBEAT_STALE_SECONDS} s). The worker probably crashed or was "
-            "killed (out of memory?); retry the job."
+            "killed (out of memory?)"
         )
+        done = checkpoint_epoch(pk)
+        if done is not None and not cancelling and attempts < MAX_ATTEMPTS:
+            if _requeue_to_resume(pk, stale, f"{lost}; continuing after epoch {done} (attempt {attempts + 1})."):
+                reaped.append(pk)
+            continue
+        if done is not None:
+            message = f"{lost}; it stopped after epoch {done}: resume it to continue from there, or retry it."
+        else:
+            message = f"{lost}; retry the job."
         # The same staleness test in the UPDATE: a heartbeat that landed meanwhile keeps the job alive.
         if TrainingJob.objects.filter(stale, pk=pk, status=Status.RUNNING).update(
             status=Status.FAILED, error=message, finished_at=now
@@ -71,6 +90,21 @@ def training_jobs_reap(*, now=None, ask_workers: bool = True, inspect_timeout: f
             log.error("job %s reaped: %s", pk, message)
             reaped.append(pk)
     return reaped
+
+
+def _requeue_to_resume(pk: int, stale: Q, message: str) -> bool:
+    # The same staleness test in the UPDATE as for failing; the task id is kept, so that the old
+    # message, if Redis ever redelivers it, and the new one race for one claim.
+    if not TrainingJob.objects.filter(stale, pk=pk, status=Status.RUNNING, cancel_requested=False).update(
+        status=Status.QUEUED, worker="", heartbeat_at=None, started_at=None, phase="", error=message, enqueue_count=0
+    ):
+        return False
+    log.error("job %s reaped, queued to resume: %s", pk, message)
+    try:
+        job_enqueue(job=TrainingJob.objects.get(pk=pk))
+    except BrokerUnavailable:
+        pass  # job_enqueue failed the row with the reason; the checkpoint stays for a resume
+    return True
 
 
 def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:

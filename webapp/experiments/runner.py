@@ -20,6 +20,7 @@ from django.utils import timezone
 from webapp.core import storage
 from webapp.core.heartbeat import Heartbeat
 
+from .checkpoints import checkpoint_epoch, checkpoint_remove
 from .model_store import trained_model_create
 from .models import EpochMetric, TrainedModel, TrainingJob
 
@@ -57,6 +58,7 @@ def training_job_claim(*, job_id: int, worker_hostname: str) -> bool:
         progress=0.0,
         phase="starting",
         epoch=0,
+        resumed_from_epoch=None,
         attempts=F("attempts") + 1,
     )
     return claimed == 1
@@ -125,6 +127,21 @@ class _JobRun:
             fields["log_tail"] = self._tail()
         TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING).update(**fields)
 
+    def on_resume(self, epoch: int, history: list[dict]) -> None:
+        """The engine continues after `epoch` completed epochs: the job's metrics become the checkpoint's."""
+        self._log(f"resuming after epoch {epoch} from its checkpoint")
+        with transaction.atomic():
+            EpochMetric.objects.filter(job_id=self.job.pk, epoch__gt=epoch).delete()
+            for row in history:
+                EpochMetric.objects.update_or_create(
+                    job_id=self.job.pk,
+                    epoch=row["epoch"],
+                    defaults={k: row.get(k) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                )
+            TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING).update(
+                resumed_from_epoch=epoch, epoch=epoch, log_tail=self._tail()
+            )
+
     def should_stop(self) -> bool:
         if self.heartbeat.lost.is_set():
             return True
@@ -166,6 +183,9 @@ class _JobRun:
 
         experiment, dataset = self.experiment, self.experiment.dataset
         cfg = parse_config(experiment.config)
+        if checkpoint_epoch(self.job.pk) is None:
+            # Starting at epoch 1: an earlier attempt's epochs are not this run's history.
+            EpochMetric.objects.filter(job_id=self.job.pk).delete()
         self._log(
             f"training {experiment.mode} {experiment.backbone} on dataset v{dataset.version} "
             f"(attempt {self.job.attempts}) on {self.job.worker}"
@@ -181,6 +201,9 @@ class _JobRun:
             base_model_dir=self._base_model_dir(),
             on_progress=self.on_progress,
             should_stop=self.should_stop,
+            # docs/decisions.md, "Resumable training jobs": kept until the job can no longer continue.
+            checkpoint_dir=storage.checkpoint_dir(self.job.pk),
+            on_resume=self.on_resume,
         )
 
     def _base_model_dir(self) -> Path | None:
@@ -251,6 +274,7 @@ class _JobRun:
             if final is not None:
                 shutil.rmtree(final, ignore_errors=True)
             raise
+        checkpoint_remove(self.job.pk)  # a succeeded job never continues
         log.info("job %s succeeded: model v%s at %s", self.job.pk, model.version, model.path)
         return "succeeded"
 
@@ -290,8 +314,12 @@ class _JobRun:
                 f"Internal error after {self.job.attempts} attempts ({detail}). "
                 "An administrator should check the worker logs.",
             )
-        # Back to queued (from running only), fresh progress, then a new message after a delay.
-        EpochMetric.objects.filter(job_id=self.job.pk).delete()
+        # Back to queued (from running only), fresh progress, then a new message after a delay; the
+        # next attempt continues from the checkpoint if there is one (and keeps its epochs' metrics).
+        done = checkpoint_epoch(self.job.pk)
+        if done is None:
+            EpochMetric.objects.filter(job_id=self.job.pk).delete()
+        retrying = f"retrying from epoch {done + 1}" if done else "retrying"
         if not TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING, cancel_requested=False).update(
             status=Status.QUEUED,
             worker="",
@@ -300,7 +328,7 @@ class _JobRun:
             epoch=0,
             heartbeat_at=None,
             started_at=None,
-            error=f"Attempt {self.job.attempts} failed ({detail}); retrying.",
+            error=f"Attempt {self.job.attempts} failed ({detail}); {retrying}.",
             log_tail=self._tail(),
         ):
             return self._lost_or_cancelled()
@@ -325,6 +353,7 @@ class _JobRun:
         return not TrainingJob.objects.filter(pk=self.job.pk).exists()
 
     def _gone(self) -> str:
+        checkpoint_remove(self.job.pk)  # its project deletion may have run before our last epoch's write
         log.info("job %s was deleted while it ran (with its project?); stopped, its partial files removed", self.job.pk)
         return "deleted"
 

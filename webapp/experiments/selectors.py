@@ -4,6 +4,7 @@ from django.db.models import Max, OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from .checkpoints import checkpoint_epoch
 from .models import EpochMetric, Experiment, TrainedModel, TrainingJob
 
 
@@ -60,6 +61,12 @@ def experiment_jobs(experiment):
 
 def latest_job(experiment) -> TrainingJob | None:
     return experiment.jobs.select_related("model").order_by("-created_at", "-pk").first()
+
+
+def job_resumable(job: TrainingJob | None) -> bool:
+    """Whether `job` can be resumed: failed or cancelled, with a checkpoint (only the latest run keeps one)."""
+    ended = (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED)
+    return bool(job and job.status in ended and checkpoint_epoch(job.pk) is not None)
 
 
 def job_for_user(user, job_id) -> TrainingJob:

@@ -17,6 +17,7 @@ from webapp.core.errors import Conflict, ServiceError
 from webapp.projects.models import Dataset, Project
 
 from . import selectors
+from .checkpoints import checkpoint_epoch, checkpoint_remove
 from .jobqueue import BrokerUnavailable, job_enqueue  # noqa: F401  (BrokerUnavailable is part of the API)
 from .models import Experiment, TrainedModel, TrainingJob
 from .recovery import training_jobs_reap, training_jobs_requeue_orphans  # noqa: F401  (public services)
@@ -180,10 +181,54 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
 
 
 def training_job_retry(*, job: TrainingJob) -> TrainingJob:
-    """Run a failed or cancelled job's experiment again, as a new job with the same config."""
+    """Run a failed or cancelled job's experiment again, as a new job with the same config.
+
+    The old job's checkpoint goes: the new run starts at epoch 1, and the old job is no longer the
+    one its experiment would resume.
+    """
     if job.status not in (Status.FAILED, Status.CANCELLED):
         raise Conflict(f"Only a failed or cancelled job can be retried; this one is {job.status}.")
-    return training_job_start(experiment=job.experiment)
+    new = training_job_start(experiment=job.experiment)
+    checkpoint_remove(job.pk)
+    return new
+
+
+def training_job_resume(*, job: TrainingJob) -> TrainingJob:
+    """Queue a failed or cancelled job again to continue after its checkpoint's last epoch.
+
+    The same job goes back to queued (its attempts, metrics and checkpoint carry on) under a new
+    task id: a job cancelled while queued had its old id revoked, and workers drop revoked ids.
+    Conflict, with the reason, when the job is not failed or cancelled, is not its experiment's
+    latest run, or has no checkpoint (it never completed an epoch, or it was retried).
+    """
+    if job.status not in (Status.FAILED, Status.CANCELLED):
+        raise Conflict(f"Only a failed or cancelled job can be resumed; this one is {job.status}.")
+    done = checkpoint_epoch(job.pk)
+    if done is None:
+        raise Conflict(
+            "This job has no checkpoint to resume from: it stopped before completing an epoch. "
+            "Retry it to start again from epoch 1."
+        )
+    with transaction.atomic():
+        Experiment.objects.select_for_update().filter(pk=job.experiment_id).first()
+        if selectors.latest_job(job.experiment).pk != job.pk:
+            raise Conflict("A newer run of this experiment exists; only the latest run can be resumed.")
+        if not TrainingJob.objects.filter(pk=job.pk, status__in=[Status.FAILED, Status.CANCELLED]).update(
+            status=Status.QUEUED,
+            task_id=str(uuid.uuid4()),
+            cancel_requested=False,
+            finished_at=None,
+            worker="",
+            heartbeat_at=None,
+            started_at=None,
+            phase="",
+            enqueue_count=0,
+            error=f"Resuming after epoch {done}.",
+        ):
+            raise Conflict("This job changed state meanwhile; reload and try again.")
+        job.refresh_from_db()
+        transaction.on_commit(lambda: job_enqueue(job=job))
+    return job
 
 
 def experiment_cancel(*, experiment: Experiment) -> TrainingJob:
@@ -192,6 +237,14 @@ def experiment_cancel(*, experiment: Experiment) -> TrainingJob:
     if job is None:
         raise Conflict("This experiment has never been run; there is nothing to cancel.")
     return training_job_cancel(job=job)
+
+
+def experiment_resume(*, experiment: Experiment) -> TrainingJob:
+    """Continue the experiment's latest job from its checkpoint (the API's /resume/)."""
+    job = selectors.latest_job(experiment)
+    if job is None:
+        raise Conflict("This experiment has never been run; there is nothing to resume.")
+    return training_job_resume(job=job)
 
 
 def experiment_retry(*, experiment: Experiment) -> TrainingJob:

@@ -17,6 +17,7 @@ urlpatterns = [
     path(f"{_exp}/metrics.json", views.experiment_metrics, name="metrics"),
     path("projects/<int:project_id>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
     path("projects/<int:project_id>/jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),
+    path("projects/<int:project_id>/jobs/<int:job_id>/resume/", views.job_resume, name="job_resume"),
     path("projects/<int:project_id>/compare/", compare.compare, name="compare"),
     path("projects/<int:project_id>/models/", views.model_list, name="models"),
     path("projects/<int:project_id>/models/<int:model_id>/publish/", views.model_publish, name="model_publish"),

@@ -74,6 +74,7 @@ def _status_context(experiment):
         "project": experiment.project,
         "job": job,
         "eta": job.eta() if job else None,
+        "resumable": selectors.job_resumable(job),
         "evaluation": selectors.job_evaluation(job),
     }
 
@@ -141,6 +142,14 @@ def job_cancel(request, project_id, job_id):
 @require_POST
 def job_retry(request, project_id, job_id):
     return _job_action(request, project_id, job_id, services.training_job_retry, "A new run is queued.")
+
+
+@login_required
+@require_POST
+def job_resume(request, project_id, job_id):
+    return _job_action(
+        request, project_id, job_id, services.training_job_resume, "The run is queued to continue from its checkpoint."
+    )
 
 
 @login_required

@@ -144,12 +144,31 @@ def _sweep_features(cutoff: float) -> list[str]:
     return removed
 
 
+def _checkpoint_kept(name: str) -> bool:
+    """A job's checkpoint stays while the job may continue (docs/decisions.md, "Resumable training jobs"):
+    queued or running, or failed or cancelled and still its experiment's latest run."""
+    from django.apps import apps
+
+    if not name.isdigit():
+        return True  # not a name this app writes
+    # By name: experiments sits above projects.
+    TrainingJob = apps.get_model("experiments", "TrainingJob")
+    job = TrainingJob.objects.filter(pk=int(name)).values("status", "experiment_id", "created_at").first()
+    if job is None or job["status"] == TrainingJob.Status.SUCCEEDED:
+        return False
+    if job["status"] in (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING):
+        return True
+    newer = TrainingJob.objects.filter(experiment_id=job["experiment_id"], created_at__gt=job["created_at"])
+    return not newer.exists()
+
+
 def storage_sweep() -> dict[str, list[str]]:
     """Remove what nothing owns, once untouched for TL_SWEEP_AFTER_SECONDS (beat runs this hourly).
 
     Staging folders no live process holds (their owner was killed); feature caches of a content
     no dataset has any more (a delete that raced a running extraction, or the old flat layout)
-    and half-written entries; uploads and dataset folders whose row is gone (a web process killed
+    and half-written entries; checkpoints of jobs that are gone, succeeded or superseded by a newer
+    run of their experiment; uploads and dataset folders whose row is gone (a web process killed
     mid-upload) or whose dataset is ready; stored prediction images of deleted projects; export
     folders whose row is gone (an export that finished as its model was deleted). The age
     check spares work that is just starting (a row not yet committed); the lock spares any
@@ -177,6 +196,7 @@ def storage_sweep() -> dict[str, list[str]]:
         "datasets": _sweep(storage.datasets_root(), dataset_exists, cutoff),
         "predictions": _sweep(storage.predictions_root(), project_exists, cutoff),
         "exports": _sweep(storage.exports_root(), export_exists, cutoff),
+        "checkpoints": _sweep(storage.checkpoints_root(), _checkpoint_kept, cutoff),
     }
     if any(removed.values()):
         log.info("storage sweep removed %s", {kind: names for kind, names in removed.items() if names})

@@ -65,6 +65,7 @@ def project_delete(*, project: Project) -> None:
     datasets = list(project.datasets.all())
     session_ids = list(project.upload_sessions.values_list("id", flat=True))
     models = list(project.models.values_list("id", "path"))
+    job_ids = list(jobs.values_list("pk", flat=True))
     export_ids = list(ModelExport.objects.filter(model__project=project).values_list("id", flat=True))
     with transaction.atomic():
         # Models and experiments PROTECT their sources; remove them first, newest first.
@@ -86,3 +87,5 @@ def project_delete(*, project: Project) -> None:
     for export_id in export_ids:  # an export still running finds its row gone and removes what it wrote
         storage.remove(storage.export_dir(export_id))
     storage.remove(storage.predictions_dir(project_id))
+    for job_id in job_ids:  # training checkpoints; a running job's last write goes with its own exit or the sweep
+        storage.remove(storage.checkpoint_dir(job_id))

@@ -8,6 +8,7 @@ training, evaluation and serving are the same for the same file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -108,15 +109,65 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-
-    def load(path, label):
-        image = load_image(path, image_size)
-        if binary:
-            label = tf.reshape(tf.cast(label, tf.float32), (1,))
-        return image, label
-
     # map keeps element order (deterministic) even with parallel calls.
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(partial(_load, image_size=image_size, binary=binary), num_parallel_calls=tf.data.AUTOTUNE)
     if not with_labels:
         ds = ds.map(lambda image, label: image)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _load(path, label, *, image_size, binary):
+    image = load_image(path, image_size)
+    if binary:
+        label = tf.reshape(tf.cast(label, tf.float32), (1,))
+    return image, label
+
+
+def epoch_order(n: int, seed: int, epoch) -> tf.Tensor:
+    """The order of ``n`` training items in ``epoch``: a pure function of (seed, epoch).
+
+    Not tf.data's shuffle, whose per-epoch order comes from a generator state hidden in the
+    iterator: a run resumed at epoch k draws epoch k's order again, as if it had never stopped
+    (docs/decisions.md, "Resumable training jobs").
+    """
+    pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=pair)
+
+
+def training_batches(
+    split: Split,
+    image_size: tuple[int, int],
+    batch_size: int,
+    *,
+    seed: int,
+    first_epoch: int,
+    epochs: int,
+    binary: bool = False,
+) -> tf.data.Dataset:
+    """(images, labels) batches of epochs ``first_epoch`` .. ``epochs - 1``, one after the other.
+
+    Each epoch is every image once in ``epoch_order`` (the last batch may be partial, and no batch
+    spans two epochs); fit with ``steps_per_epoch`` to read it as one stream.
+    """
+    paths = tf.constant(split.paths)
+    labels = tf.constant(split.labels)
+    load = partial(_load, image_size=image_size, binary=binary)
+
+    def one_epoch(epoch):
+        order = epoch_order(len(split), seed, epoch)
+        ds = tf.data.Dataset.from_tensor_slices(order).map(lambda i: (tf.gather(paths, i), tf.gather(labels, i)))
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int, first_epoch: int, epochs: int):
+    """``training_batches`` for arrays already in memory (features, frozen-prefix outputs)."""
+    xs, ys = tf.constant(x), tf.constant(y)
+
+    def one_epoch(epoch):
+        order = epoch_order(len(x), seed, epoch)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return batches.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i))).prefetch(tf.data.AUTOTUNE)

@@ -15,9 +15,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from workers.ml import checkpoint as ckpts
 from workers.ml import features as feats
 from workers.ml.config import ExperimentConfig
-from workers.ml.data import Split, make_dataset
+from workers.ml.data import Split, array_batches, make_dataset, training_batches
 from workers.ml.errors import Cancelled
 from workers.ml.models import compile_model, is_binary, probabilities, with_augmentation
 
@@ -55,6 +56,11 @@ class Run:
     test: Split | None = None  # scored once at the end; never used to choose anything
     base_info: dict | None = None  # finetune: the base model's model.json
     timings: dict = field(default_factory=lambda: {"feature_extraction_s": 0.0, "training_s": 0.0, "cache_hit": False})
+    # Where per-epoch checkpoints go (workers.ml.checkpoint); None: no checkpoints, no resuming.
+    checkpoint_dir: Path | None = None
+    fingerprint: str = ""  # checkpoint.fingerprint of what this run trains
+    # Called once, before training continues, when a checkpoint was resumed: (epochs done, history).
+    on_resume: Callable = lambda epoch, history: None
 
     @property
     def n_classes(self) -> int:
@@ -144,20 +150,120 @@ class Monitor(keras.callbacks.Callback):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
+    def resume(self, state: ckpts.Checkpoint) -> None:
+        self.epoch = state.epoch
+        self.history = [dict(row) for row in state.history]
+        self.best_loss, self.best_epoch, self.best_weights = state.best_loss, state.best_epoch, state.best_weights
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's early stopping on val_loss, whose counter can continue from a checkpoint."""
+
+    def __init__(self, patience: int, state: dict | None = None):
+        super().__init__(monitor="val_loss", patience=patience)
+        self._resumed = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._resumed:
+            self.wait, self.best, self.best_epoch = (self._resumed[k] for k in ("wait", "best", "best_epoch"))
+
+    def state(self) -> dict:
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Writes a checkpoint after each epoch; last in the callback list, so that the monitor's
+    history and best epoch and the early-stopping counter already count this epoch."""
+
+    def __init__(self, run: Run, monitor: Monitor, early: EarlyStopping | None):
+        super().__init__()
+        self.run, self.monitor, self.early = run, monitor, early
+
+    def on_epoch_end(self, epoch, logs=None):
+        ckpts.save(
+            self.run.checkpoint_dir,
+            run_fingerprint=self.run.fingerprint,
+            epoch=epoch + 1,
+            history=self.monitor.history,
+            best_loss=self.monitor.best_loss,
+            best_epoch=self.monitor.best_epoch,
+            stopped=bool(self.model.stop_training),
+            early_stopping=self.early.state() if self.early else None,
+            variables=[keras.ops.convert_to_numpy(v) for v in self.model.variables],
+            optimizer=[keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables],
+            best_weights=self.monitor.best_weights,
+        )
+
+
+def _restore(run: Run, model) -> ckpts.Checkpoint | None:
+    """Load the run's checkpoint into ``model`` (compiled, not yet trained); None if there is none
+    it can use, and then ``model`` is untouched and the run starts at epoch 1."""
+    state = ckpts.load(run.checkpoint_dir, run.fingerprint) if run.checkpoint_dir else None
+    if state is None:
+        return None
+    model.optimizer.build(model.trainable_variables)
+    pairs = [
+        *zip(model.variables, state.variables, strict=False),
+        *zip(model.optimizer.variables, state.optimizer, strict=False),
+    ]
+    if (
+        len(state.variables) != len(model.variables)
+        or len(state.optimizer) != len(model.optimizer.variables)
+        or any(tuple(v.shape) != a.shape for v, a in pairs)
+    ):
+        return None  # the fingerprint matched but the graph did not: an engine change; start over
+    for variable, value in pairs:
+        variable.assign(value)
+    ckpts.restore_rng(state.rng)
+    return state
+
 
 def fit(run: Run, model, x, y=None, *, validation_data, batches: int, start: float, end: float) -> Monitor:
+    """Train ``model`` on ``x`` (a Split of images, or an array with targets ``y``) for the
+    config's epochs, continuing from the run's checkpoint when there is one."""
+    cfg = run.cfg
     monitor = Monitor(run, batches, start, end)
-    callbacks = [monitor]
-    if run.cfg.early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=run.cfg.early_stopping_patience))
+    state = _restore(run, model)
+    if state is not None:
+        monitor.resume(state)
+        run.on_resume(state.epoch, [dict(row) for row in state.history])
+    first = state.epoch if state else 0
+    early = None
+    if cfg.early_stopping_patience is not None:
+        early = EarlyStopping(cfg.early_stopping_patience, state.early_stopping if state else None)
+    callbacks = [
+        monitor,
+        *([early] if early else []),
+        *([Checkpointer(run, monitor, early)] if run.checkpoint_dir else []),
+    ]
     started = time.perf_counter()
-    # Arrays are shuffled by fit; datasets are shuffled (seeded) by the pipeline itself.
-    kwargs = {"batch_size": run.cfg.batch_size, "shuffle": y is not None}
-    if y is None:
-        del kwargs["batch_size"]
-    if run.cfg.class_weight == "balanced":
-        kwargs["class_weight"] = balanced_class_weights(run.train.labels, run.n_classes)
-    model.fit(x, y, epochs=run.cfg.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0, **kwargs)
+    if state is not None and (state.stopped or first >= cfg.epochs):
+        monitor.set_model(model)  # nothing left to train: only the best epoch's weights to put back
+        monitor.on_train_end()
+    else:
+        # One stream over the remaining epochs, each in an order fixed by (seed, epoch), so that a
+        # resumed run sees the batches it would have seen without stopping.
+        order = {"seed": cfg.seed, "first_epoch": first, "epochs": cfg.epochs}
+        if y is None:
+            data = training_batches(x, cfg.image_size, cfg.batch_size, binary=run.binary, **order)
+        else:
+            data = array_batches(x, y, cfg.batch_size, **order)
+        kwargs = {}
+        if cfg.class_weight == "balanced":
+            kwargs["class_weight"] = balanced_class_weights(run.train.labels, run.n_classes)
+        model.fit(
+            data,
+            epochs=cfg.epochs,
+            initial_epoch=first,
+            steps_per_epoch=batches,
+            shuffle=False,  # the stream is in its order already
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=0,
+            **kwargs,
+        )
     run.timings["training_s"] = time.perf_counter() - started
     if run.should_stop():  # asked during the very last batch's callbacks
         raise Cancelled("training was cancelled")
@@ -182,7 +288,6 @@ def image_fit(run: Run, model, augmentation, *, baseline: bool = False):
     ``baseline``, those of ``model`` before its first step (None otherwise).
     """
     cfg = run.cfg
-    train_ds = make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary)
     val_ds = make_dataset(run.val, cfg.image_size, cfg.batch_size, binary=run.binary)
     val_images = make_dataset(run.val, cfg.image_size, cfg.batch_size, with_labels=False)
     before = probabilities(predict_batches(model, val_images)) if baseline else None
@@ -191,7 +296,7 @@ def image_fit(run: Run, model, augmentation, *, baseline: bool = False):
     monitor = fit(
         run,
         training,
-        train_ds,
+        run.train,
         validation_data=val_ds,
         batches=feats.num_batches(len(run.train), cfg.batch_size),
         start=0.0,

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from workers.ml import checkpoint
 from workers.ml.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability_diagram
 from workers.ml.config import ExperimentConfig, config_to_dict
 from workers.ml.data import RESIZE_RULE, Split, has_split, list_classes, list_split, make_dataset
@@ -138,6 +139,13 @@ def _model_info(run: Run, monitor: Monitor, evaluation: dict, digest: str, base_
     }
 
 
+def _fingerprint(config: ExperimentConfig, dataset_hash: str, class_names: list[str], base_model_dir) -> str:
+    base = None
+    if base_model_dir is not None and (Path(base_model_dir) / "model.json").is_file():
+        base = json.loads((Path(base_model_dir) / "model.json").read_text()).get("sha256")
+    return checkpoint.fingerprint(config_to_dict(config), dataset_hash, class_names, base)
+
+
 def train(
     *,
     config: ExperimentConfig,
@@ -149,12 +157,17 @@ def train(
     base_model_dir: Path | None = None,
     on_progress: Callable[[Progress], None] = lambda p: None,
     should_stop: Callable[[], bool] = lambda: False,
+    checkpoint_dir: Path | None = None,
+    on_resume: Callable[[int, list[dict]], None] = lambda epoch, history: None,
 ) -> TrainingResult:
     """Train ``config`` on ``dataset_dir`` and save the model into ``output_dir``.
 
     Raises MLError subclasses for user-actionable failures (Cancelled when
     ``should_stop()`` returns True, polled before every batch). Nothing is left under
-    ``output_dir`` unless training succeeds.
+    ``output_dir`` unless training succeeds. With ``checkpoint_dir``, a checkpoint is written
+    there after every epoch, and a run that finds one of the same config and data continues
+    after its epoch (``on_resume(epochs_done, history)`` is called first); the caller
+    removes the folder once the job has ended.
     """
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
@@ -169,6 +182,9 @@ def train(
         on_progress,
         should_stop,
         test=list_split(dataset_dir, "test", class_names) if has_split(dataset_dir, "test") else None,
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        fingerprint=_fingerprint(config, dataset_hash, class_names, base_model_dir),
+        on_resume=on_resume,
     )
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)

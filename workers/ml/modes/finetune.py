@@ -102,10 +102,7 @@ def prefix_fit(run: Run, split: FrozenSplit, augmentation):
         image = keras.Input((*cfg.image_size, 3), name="image")
         frozen = keras.Model(image, split.prefix(augmentation(image)), name="augment_prefix")
         model = PrefixTrainer(frozen, split.net, name="prefix_trainer")
-        x, y = (
-            make_dataset(run.train, cfg.image_size, cfg.batch_size, shuffle=True, seed=cfg.seed, binary=run.binary),
-            None,
-        )
+        x, y = run.train, None
     else:
         train_images = make_dataset(run.train, cfg.image_size, EXTRACTION_BATCH, with_labels=False)
         model = split.net
