@@ -62,6 +62,8 @@ class Process:
     stop_last: bool = False
     # Logged when it is restarted: what the restart cost and what makes up for it.
     restart_note: str = ""
+    # Set in its environment, over the supervisor's own: (name, value) pairs.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def redis_executable() -> str:
@@ -122,28 +124,57 @@ def gunicorn_argv(bind: str) -> tuple[str, ...]:
     )
 
 
+CELERY = (PY, "-m", "celery", "-A", "workers.celery")
+
+
+def training_worker(name: str, queue: str, node: str, env: dict[str, str]) -> Process:
+    """One training worker: one job at a time, in a fresh child per job (docs/decisions.md,
+    "One process per training job")."""
+    argv = (*CELERY, "worker", "-Q", queue, "-c", "1", "--max-tasks-per-child", "1", "-n", node, "-l", "info", "-E")
+    return Process(name, argv, env=tuple(env.items()))
+
+
+def gpu_ids(environ=os.environ) -> list[str]:
+    """The GPUs the GPU workers get, one each: TL_GPUS ("0,1"), else every GPU `nvidia-smi -L` lists."""
+    if environ.get("TL_GPUS", "").strip():
+        return [g.strip() for g in environ["TL_GPUS"].split(",") if g.strip()]
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        listed = ""
+    return [str(i) for i, _ in enumerate(line for line in listed.splitlines() if line.startswith("GPU "))]
+
+
+def training_workers(environ=os.environ) -> list[Process]:
+    """The training workers TL_WORKER_DEVICE asks for (docs/decisions.md, "A GPU queue").
+
+    cpu (the default): one worker on the `training` queue, GPUs hidden from it. gpu: that worker
+    as well (experiments with device auto or cpu go to `training`), plus one worker per GPU on
+    `training-gpu`, each seeing only its own GPU.
+    """
+    device = environ.get("TL_WORKER_DEVICE", "cpu")
+    if device not in ("cpu", "gpu"):
+        sys.exit(f"TL_WORKER_DEVICE={device!r} must be cpu or gpu")
+    cpu = {"TL_WORKER_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    workers = [training_worker("training-worker", "training", "training@%h", cpu)]
+    if device == "gpu":
+        gpus = gpu_ids(environ)
+        if not gpus:
+            sys.exit(
+                "TL_WORKER_DEVICE=gpu but no GPU was found (nvidia-smi lists none or is not installed); "
+                "name them with TL_GPUS=0,1,... or leave TL_WORKER_DEVICE unset for the CPU"
+            )
+        for gpu in gpus:
+            env = {"TL_WORKER_DEVICE": "gpu", "CUDA_VISIBLE_DEVICES": gpu}
+            workers.append(training_worker(f"training-gpu{gpu}-worker", "training-gpu", f"training-gpu{gpu}@%h", env))
+    return workers
+
+
 def app_processes(*, bind: str, var: Path) -> list[Process]:
     """Workers, beat and web, in start order (the embedded Redis, when there is one, comes first)."""
-    celery = (PY, "-m", "celery", "-A", "workers.celery")
+    celery = CELERY
     return [
-        Process(
-            "training-worker",
-            (
-                *celery,
-                "worker",
-                "-Q",
-                "training",
-                "-c",
-                "1",
-                "--max-tasks-per-child",
-                "1",
-                "-n",
-                "training@%h",
-                "-l",
-                "info",
-                "-E",
-            ),
-        ),
+        *training_workers(),
         Process(
             "default-worker",
             (*celery, "worker", "-Q", "default", "-c", "2", "-n", "default@%h", "-l", "info", "-E"),
@@ -243,7 +274,11 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.popen = subprocess.Popen(
-            child.process.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
+            child.process.argv,
+            cwd=self.cwd,
+            env={**os.environ, **dict(child.process.env)},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         child.started_at = time.monotonic()
         child.restart_at = None
@@ -441,7 +476,9 @@ def serve(args) -> int:
     the engine's signals itself; the container's restart policy, not a supervisor, restarts it."""
     var = var_dir()
     var.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule there
-    argv = declared(args.name, bind=args.bind, var=var).argv
+    process = declared(args.name, bind=args.bind, var=var)
+    argv = process.argv
+    os.environ.update(dict(process.env))
     os.chdir(ROOT)
     os.execv(argv[0], argv)
 

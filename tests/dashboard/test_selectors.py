@@ -20,7 +20,7 @@ def test_it_reads_queue_depths_from_real_redis_lists_priorities_included(clean_b
     r.lpush("training\x06\x163", "c")
     r.lpush("default\x06\x169", "d")
     r.lpush("unrelated", "e")
-    assert selectors.queue_depths() == {"training": 3, "default": 1}
+    assert selectors.queue_depths() == {"training": 3, "training-gpu": 0, "default": 1}
 
 
 def test_it_reports_unknown_queue_depths_when_redis_is_down():
@@ -55,11 +55,21 @@ def test_it_treats_unanswered_inspect_replies_as_unknown(monkeypatch):
                 "w1@host": {"pool": {"implementation": "celery.concurrency.prefork:TaskPool", "max-concurrency": 2}}
             }
 
+        def active_queues(self):
+            return {"w1@host": [{"name": "training"}]}
+
+        def _request(self, command):
+            assert command == "tl_device"
+            return {"w1@host": {"device": "cpu", "gpus": ""}}
+
     monkeypatch.setattr(selectors, "_inspect", lambda destination=None: Inspect(destination))
     w1, w2 = selectors.live_workers()
     assert w1["hostname"] == "w1@host" and w1["pool"] == "prefork" and w1["concurrency"] == 2
     assert w1["active"] is None and w2["active"] is None
     assert w2["pool"] is None and w2["concurrency"] is None
+    assert (w1["device"], w1["queues"]) == ("cpu", ["training"]) and (w2["device"], w2["queues"]) == (None, None)
+    # A worker whose queues are unknown might be the one serving training-gpu: nothing is concluded.
+    assert selectors.unserved_queues([w1, w2]) == []
 
 
 def test_one_eta_serves_the_dashboard_and_the_experiment_page(alice):

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.brokers import amqp_url, broker  # noqa: F401  (fixtures: worker tests on Redis and RabbitMQ)
+
 
 @pytest.fixture(autouse=True)
 def private_storage(settings, tmp_path):

@@ -1,4 +1,6 @@
-"""End to end through real Redis and real `celery worker` processes training real tiny models."""
+"""End to end through a real broker and real `celery worker` processes training real tiny models.
+
+The first two tests run on each broker, Redis and RabbitMQ (tests/brokers.py)."""
 
 import hashlib
 from pathlib import Path
@@ -39,12 +41,14 @@ def running_epoch(job, at_least: int):
     return job.status == Status.RUNNING and job.epoch >= at_least
 
 
-def test_a_bottleneck_job_trains_to_success_with_metrics_and_a_model(alice, clean_broker):
+def test_a_bottleneck_job_trains_to_success_with_metrics_and_a_model(alice, broker):
+    kind, env = broker
     project = make_project(alice)
     dataset = make_dataset(project)
-    with celery_worker("e2e", **TRAINING):
+    with celery_worker("e2e", **TRAINING, **env) as (_proc, _node, log):
         job = start(project, dataset, alice, BOTTLENECK)
         wait_for(lambda: status_of(job) in TrainingJob.TERMINAL, timeout=120, message="job to finish")
+    assert f"Connected to {'amqp' if kind == 'amqp' else 'redis'}://" in log.read_text()
     assert job.status == Status.SUCCEEDED, job.error + job.log_tail
     assert job.attempts == 1 and job.progress == 1.0 and job.worker.startswith("e2e-")
     assert [m.epoch for m in job.metrics.all()] == [1, 2]
@@ -58,10 +62,11 @@ def test_a_bottleneck_job_trains_to_success_with_metrics_and_a_model(alice, clea
     assert not model.published
 
 
-def test_cancelling_a_running_job_stops_it_and_leaves_no_files(alice, clean_broker):
+def test_cancelling_a_running_job_stops_it_and_leaves_no_files(alice, broker):
+    _kind, env = broker
     project = make_project(alice)
     dataset = make_dataset(project)
-    with celery_worker("cancel", **TRAINING):
+    with celery_worker("cancel", **TRAINING, **env):
         job = start(project, dataset, alice, LONG_SCRATCH)
         wait_for(lambda: running_epoch(job, 2), timeout=90, message="training to be under way")
         services.training_job_cancel(job=job)

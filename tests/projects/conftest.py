@@ -1,6 +1,7 @@
 import pytest
 from django.test import Client
 
+from tests.brokers import amqp_url, broker  # noqa: F401  (fixtures: worker tests on Redis and RabbitMQ)
 from webapp.projects.models import Project
 
 

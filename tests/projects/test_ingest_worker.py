@@ -10,9 +10,10 @@ from webapp.projects.models import Dataset
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_it_ingests_an_uploaded_zip_on_a_real_worker(storage, project, alice_client, tmp_path, clean_broker):
+def test_it_ingests_an_uploaded_zip_on_a_real_worker(storage, project, alice_client, tmp_path, broker):
+    _kind, env = broker
     archive = make_zip(tmp_path / "seed.zip", split_files("data/", train=4, validation=2))
-    with celery_worker(name="ingest", queues="default") as (_, node, log):
+    with celery_worker(name="ingest", queues="default", **env) as (_, node, log):
         response = alice_client.post(
             reverse("projects:dataset_upload_zip", args=[project.pk]),
             {"archive": SimpleUploadedFile("seed.zip", archive.read_bytes())},

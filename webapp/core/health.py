@@ -3,7 +3,7 @@
 from django.db import connection
 from django.db.utils import DatabaseError
 
-from .redis import broker_is_up
+from .broker import broker_is_up
 
 
 def database_is_up() -> tuple[bool, str]:

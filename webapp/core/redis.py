@@ -1,4 +1,6 @@
-"""A Redis client for the app's own reads (health, queue depths), with short timeouts."""
+"""A Redis client for the app's own reads (health, queue depths), with short timeouts.
+
+Broker questions that must work on RabbitMQ as well go through webapp/core/broker.py."""
 
 import json
 import threading
@@ -45,14 +47,6 @@ def shared_redis_client(timeout: float = 0.5) -> redis.Redis:
         if client is None:
             client = _shared_clients[key] = redis_client(timeout)
         return client
-
-
-def broker_is_up(timeout: float = 1.0) -> tuple[bool, str]:
-    try:
-        redis_client(timeout).ping()
-    except (redis.RedisError, OSError) as exc:
-        return False, f"broker unreachable: {exc}"
-    return True, "ok"
 
 
 def kombu_queue_keys(queue: str) -> list[str]:

@@ -1,6 +1,6 @@
-"""Reads for the staff dashboard: jobs from the database, queues from Redis, workers from Celery.
+"""Reads for the staff dashboard: jobs from the database, queues from the broker, workers from Celery.
 
-Every outside question (Redis, the workers) has a short timeout and an explicit "unknown"
+Every outside question (the broker, Redis or RabbitMQ, and the workers) has a short timeout and an explicit "unknown"
 answer (None), so the page renders within about a second even when the broker or every
 worker is gone. `inspect()` returning None means nobody answered, not that work was lost
 (docs/decisions.md, "Asking workers"): the page says "unknown" and leaves the verdict to the reaper's heartbeats.
@@ -10,19 +10,20 @@ import statistics
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Q, Sum
 from django.utils import timezone
 
-from webapp.core.redis import broker_is_up, kombu_queue_keys, redis_client
+from webapp.core.broker import broker_is_up, broker_name, queue_stats
+from webapp.experiments.jobqueue import training_queue
 from webapp.experiments.models import TrainingJob
 from webapp.predictions.models import PredictionLog
 
 Status = TrainingJob.Status
 
-QUEUES = ("training", "default")
+# Every queue a worker can serve: the training queues (one per device) and the default queue.
+QUEUES = (*settings.TL_WATCHED_QUEUES, settings.CELERY_TASK_DEFAULT_QUEUE)
 INSPECT_TIMEOUT = 1.0
 RECENT_FAILURES = 10
 QUEUED_SHOWN = 50
@@ -58,15 +59,19 @@ def running_jobs(*, now: datetime | None = None) -> list[TrainingJob]:
 
 
 def queued_jobs(*, now: datetime | None = None, limit: int = QUEUED_SHOWN) -> list[TrainingJob]:
-    """Queued jobs in the order workers take them (first in, first out), each with its position.
+    """Queued jobs in the order workers take them (first in, first out), each with its queue
+    (by its experiment's device) and its position in that queue.
 
-    One training queue with prefetch 1 serves messages in publish order, and a job's row is
+    Each training queue, with prefetch 1, serves messages in publish order, and a job's row is
     created just before its message is sent, so creation order is queue order.
     """
     now = now or timezone.now()
     jobs = list(_job_rows().filter(status=Status.QUEUED).order_by("created_at", "pk")[:limit])
-    for position, job in enumerate(jobs, start=1):
-        job.position = position
+    positions: dict[str, int] = defaultdict(int)
+    for job in jobs:
+        job.queue = training_queue(job.experiment.config)
+        positions[job.queue] += 1
+        job.position = positions[job.queue]
         job.waiting = now - job.created_at
     return jobs
 
@@ -76,17 +81,9 @@ def recent_failures(*, limit: int = RECENT_FAILURES) -> list[TrainingJob]:
 
 
 def queue_depths(*, queues=QUEUES, timeout: float = INSPECT_TIMEOUT) -> dict[str, int] | None:
-    """Messages waiting in each Celery queue (reserved, unacked ones not included); None if Redis is down."""
-    try:
-        pipe = redis_client(timeout).pipeline(transaction=False)
-        for queue in queues:
-            for key in kombu_queue_keys(queue):
-                pipe.llen(key)
-        lengths = pipe.execute()
-    except (redis.RedisError, OSError):
-        return None
-    per_queue = len(lengths) // len(queues)
-    return {queue: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)}
+    """Messages waiting in each Celery queue (reserved, unacked ones not included); None if the broker is down."""
+    stats = queue_stats(queues, timeout=timeout)
+    return None if stats is None else {queue: stats[queue]["messages"] for queue in queues}
 
 
 def _inspect(destination=None):
@@ -113,6 +110,9 @@ def live_workers() -> list[dict] | None:
         targeted = _inspect(names)
         active = targeted.active() or {}
         stats = targeted.stats() or {}
+        consumed = targeted.active_queues() or {}
+        # Our own command (workers/celery.py): the device the worker states it serves.
+        devices = targeted._request("tl_device") or {}
     except Exception:  # noqa: BLE001 - kombu raises many transport errors; all of them mean "unknown"
         return None
     workers = []
@@ -120,9 +120,14 @@ def live_workers() -> list[dict] | None:
         worker_stats = stats.get(name)
         pool = (worker_stats or {}).get("pool") or {}
         tasks = active.get(name)
+        queues = consumed.get(name)
+        device = devices.get(name)
         workers.append(
             {
                 "hostname": name,
+                "device": device.get("device") if isinstance(device, dict) else None,
+                "gpus": device.get("gpus") if isinstance(device, dict) else None,
+                "queues": None if queues is None else sorted(q.get("name", "?") for q in queues),
                 "active": None if tasks is None else [_task_summary(task) for task in tasks],
                 "pool": _pool_name(pool.get("implementation")) if worker_stats else None,
                 "concurrency": pool.get("max-concurrency") if worker_stats else None,
@@ -132,6 +137,28 @@ def live_workers() -> list[dict] | None:
             }
         )
     return workers
+
+
+def queued_per_queue() -> dict[str, int]:
+    """Queued jobs per training queue, every queued job counted (the table shows the first few)."""
+    counts: dict[str, int] = defaultdict(int)
+    for device in TrainingJob.objects.filter(status=Status.QUEUED).values_list("experiment__config__device", flat=True):
+        counts[training_queue({"device": device})] += 1
+    return dict(counts)
+
+
+def unserved_queues(workers: list[dict] | None) -> list[dict]:
+    """Training queues that hold queued jobs while no answering worker consumes them:
+    [{"queue", "jobs", "gpu"}]. Nothing is concluded while the workers, or any worker's queues, are unknown."""
+    if workers is None or any(w["queues"] is None for w in workers):
+        return []
+    served = {queue for w in workers for queue in w["queues"]}
+    gpu_queue = settings.TL_TRAINING_QUEUES["gpu"]
+    return [
+        {"queue": queue, "jobs": n, "gpu": queue == gpu_queue}
+        for queue, n in sorted(queued_per_queue().items())
+        if queue not in served
+    ]
 
 
 def _pool_name(implementation: str | None) -> str | None:
@@ -232,16 +259,17 @@ def prediction_traffic(*, now: datetime | None = None) -> list[dict]:
 def dashboard_snapshot(*, now: datetime | None = None) -> dict:
     """Everything the dashboard shows, gathered once per refresh.
 
-    When Redis is down nobody else is asked: each question would only wait out its own timeout.
+    When the broker is down nobody else is asked: each question would only wait out its own timeout.
     """
     now = now or timezone.now()
     broker_ok, broker_detail = broker_is_up(timeout=INSPECT_TIMEOUT)
     workers = live_workers() if broker_ok else None
     depths = queue_depths() if broker_ok else None
     running = running_jobs(now=now)
+    queued = queued_jobs(now=now)
     return {
         "now": now,
-        "broker": {"ok": broker_ok, "detail": broker_detail},
+        "broker": {"ok": broker_ok, "detail": broker_detail, "name": broker_name()},
         "workers": workers,
         "workers_state": "unknown" if workers is None else ("up" if workers else "none"),
         "queue_depths": depths,
@@ -249,7 +277,8 @@ def dashboard_snapshot(*, now: datetime | None = None) -> dict:
         "running": running,
         "stale_count": sum(1 for job in running if job.heartbeat_stale),
         "stale_after": settings.TL_HEARTBEAT_STALE_SECONDS,
-        "queued": queued_jobs(now=now),
+        "queued": queued,
+        "unserved": unserved_queues(workers),
         "failures": recent_failures(),
         "throughput": throughput(now=now),
         "traffic": prediction_traffic(now=now),

@@ -145,6 +145,7 @@ class ExperimentForm(forms.Form):
             "optimizer",
             "momentum",
             "seed",
+            "device",
             "class_weight",
             "early_stopping_patience",
             "head_units",
@@ -184,6 +185,7 @@ class ExperimentForm(forms.Form):
             "learning_rate": d["learning_rate"],
             "optimizer": d["optimizer"],
             "seed": d["seed"],
+            "device": d["device"],
             "head": {
                 "units": d["head_units"],
                 "dropout": d["head_dropout"],

@@ -3,6 +3,7 @@
 
 import logging
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,22 +24,31 @@ class BrokerUnavailable(Unavailable):
         self.job = job
 
 
+def training_queue(config: dict) -> str:
+    """The queue an experiment's jobs go to, by its `device`: gpu to `training-gpu`, auto and cpu to
+    `training` (docs/decisions.md, "A GPU queue"). Configs saved before `device` existed are auto."""
+    return settings.TL_TRAINING_QUEUES[config.get("device") or "auto"]
+
+
 def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
     """Publish the job's message under its stored task id; if the broker is down, fail the job.
 
     We fail rather than leave the job queued for the reaper to re-send: the user who pressed
     "start" learns at once that nothing will run, no job sits "queued" with no message behind
-    it, and a retry is one click once Redis is back. CELERY_BROKER_CONNECTION_TIMEOUT and
+    it, and a retry is one click once the broker is back. CELERY_BROKER_CONNECTION_TIMEOUT and
     CELERY_TASK_PUBLISH_RETRY=False make this answer within seconds instead of hanging.
     """
     from kombu.exceptions import OperationalError as KombuOperationalError
     from redis.exceptions import RedisError
 
+    from webapp.core.broker import broker_name
+
+    queue = training_queue(job.experiment.config)
     try:
-        run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown)
+        run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown, queue=queue)
     except (KombuOperationalError, RedisError, OSError) as exc:
         message = (
-            f"Could not reach the job queue (Redis) to start this job: {without_server_paths(str(exc))}. "
+            f"Could not reach the job queue ({broker_name()}) to start this job: {without_server_paths(str(exc))}. "
             "Nothing ran; retry the job once the queue is back."
         )
         TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.QUEUED).update(

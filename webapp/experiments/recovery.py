@@ -112,11 +112,12 @@ def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:
 
     That happens when a web process dies between its commit and the publish, or when Redis lost
     its data (it keeps nothing on disk here). A job queued for TL_QUEUED_ORPHAN_SECONDS whose
-    task id is neither in a queue list nor in kombu's unacked hash is re-sent under the same task
-    id, at most MAX_ENQUEUES times in all, then failed with the reason. When Redis cannot be read
-    nothing is concluded. A message re-sent twice is harmless: only one delivery wins the claim.
+    message the broker shows in no training queue and no worker holds (`lost_task_ids`: exact on
+    Redis, once the queues drain on RabbitMQ) is re-sent under the same task id, at most
+    MAX_ENQUEUES times in all, then failed with the reason. When the broker cannot tell, nothing is
+    concluded. A message re-sent twice is harmless: only one delivery wins the claim.
     """
-    from webapp.core.redis import broker_task_ids
+    from webapp.core.broker import broker_name, lost_task_ids
 
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TL_QUEUED_ORPHAN_SECONDS)
@@ -125,16 +126,16 @@ def training_jobs_requeue_orphans(*, now=None) -> dict[str, list[int]]:
     outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
     if not candidates:
         return outcome
-    present = broker_task_ids(settings.TL_WATCHED_QUEUES)
-    if present is None:
+    lost = lost_task_ids(settings.TL_WATCHED_QUEUES, [job.task_id for job in candidates])
+    if lost is None:
         return outcome
     for job in candidates:
-        if str(job.task_id) in present:
+        if str(job.task_id) not in lost:
             continue
         if job.enqueue_count >= MAX_ENQUEUES:
             message = (
                 f"The job's message was lost {job.enqueue_count} times before any worker took it "
-                "(is Redis losing data or restarting?); retry the job."
+                f"(is {broker_name()} losing data or restarting?); retry the job."
             )
             if TrainingJob.objects.filter(old, pk=job.pk, status=Status.QUEUED).update(
                 status=Status.FAILED, error=message, finished_at=now

@@ -64,7 +64,7 @@ def datasets_requeue_orphans(*, now=None) -> dict[str, list[int]]:
     times in all, then failed with the reason (its upload kept). When Redis cannot be read
     nothing is concluded; a message sent twice is harmless, the claim lets one delivery through.
     """
-    from webapp.core.redis import broker_task_ids
+    from webapp.core.broker import broker_name, lost_task_ids
 
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TL_QUEUED_ORPHAN_SECONDS)
@@ -73,16 +73,17 @@ def datasets_requeue_orphans(*, now=None) -> dict[str, list[int]]:
     outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
     if not candidates:
         return outcome
-    present = broker_task_ids([settings.CELERY_TASK_DEFAULT_QUEUE])
-    if present is None:
+    # Exact on Redis; on RabbitMQ only once the queue has drained (webapp/core/broker.py).
+    lost = lost_task_ids([settings.CELERY_TASK_DEFAULT_QUEUE], [d.task_id for d in candidates if d.task_id])
+    if lost is None:
         return outcome
     for dataset in candidates:
-        if dataset.task_id and dataset.task_id in present:
+        if dataset.task_id and dataset.task_id not in lost:
             continue
         if dataset.enqueue_count >= MAX_ENQUEUES:
             message = (
                 f"Ingest never started: its message was lost {dataset.enqueue_count} times before any worker "
-                "took it (is Redis losing data or restarting?). The upload is kept: retry."
+                f"took it (is {broker_name()} losing data or restarting?). The upload is kept: retry."
             )
             if dataset_mark_failed(dataset_id=dataset.pk, error=message, keep_upload=True, where=old):
                 outcome["failed"].append(dataset.pk)

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from .env import env_bool, env_float, env_int, env_list, env_networks, env_str
 from .private import private_file
@@ -177,8 +178,28 @@ TL_INGEST_STALE_SECONDS = env_int("TL_INGEST_STALE_SECONDS", 180, minimum=30)
 # uploads, dataset folders, feature caches and prediction images that nothing owns any more.
 TL_SWEEP_AFTER_SECONDS = env_int("TL_SWEEP_AFTER_SECONDS", 6 * 3600, minimum=60)
 
+# The Celery broker: Redis (REDIS_URL) by default, or RabbitMQ (amqp://). Results, the cache and the
+# rate limits stay on Redis either way (docs/decisions.md, "RabbitMQ as the broker").
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+if urlparse(CELERY_BROKER_URL).scheme in {"amqp", "amqps", "pyamqp"}:
+    TL_BROKER = "amqp"
+elif CELERY_BROKER_URL == REDIS_URL:
+    TL_BROKER = "redis"
+else:
+    # A second Redis for the broker alone would be one more thing to run for nothing.
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} must be an amqp:// or amqps:// URL (RabbitMQ); "
+        "for Redis leave it unset and set REDIS_URL"
+    )
+# What a worker serves: "cpu" consumes the `training` queue, "gpu" the `training-gpu` queue (one
+# worker process per GPU). The dashboard shows it for each worker (docs/decisions.md, "A GPU queue").
+TL_WORKER_DEVICE = env_str("TL_WORKER_DEVICE", "cpu")
+if TL_WORKER_DEVICE not in {"cpu", "gpu"}:
+    raise ImproperlyConfigured(f"TL_WORKER_DEVICE={TL_WORKER_DEVICE!r} must be cpu or gpu")
+# The training queue each experiment `device` goes to; "auto" is the CPU queue (docs/decisions.md, "A GPU queue").
+TL_TRAINING_QUEUES = {"auto": "training", "cpu": "training", "gpu": "training-gpu"}
+
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 # JSON only: a pickle from the broker is code execution.
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -193,13 +214,20 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 # One message per process at a time: queued jobs stay in Redis, in order, for whichever worker is free.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Redis redelivers unacked messages after this; it must exceed the longest task (a reserved message
-# may wait one whole job) so that a long training is never delivered twice while it runs.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 2 * TL_TRAINING_TIME_LIMIT + 3600,
-    "socket_timeout": 5,
-    "socket_connect_timeout": 2,
-}
+# The longest a delivered message may stay unacked: a training run, plus one more for a reserved
+# message waiting behind it.
+TL_UNACKED_LIMIT_SECONDS = 2 * TL_TRAINING_TIME_LIMIT + 3600
+if TL_BROKER == "redis":
+    # Redis redelivers unacked messages after this, so that a long training is never delivered
+    # twice while it runs it must exceed TL_UNACKED_LIMIT_SECONDS.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": TL_UNACKED_LIMIT_SECONDS,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 2,
+    }
+else:
+    # Publisher confirms: a publish returns once RabbitMQ has the message, so "queued" means queued.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 # The Redis result backend takes its timeouts from these names, not from its transport options,
 # and retries a lost connection 20 times (~20 s) by default: one quick retry, then fail.
 CELERY_REDIS_SOCKET_TIMEOUT = 5
@@ -218,7 +246,16 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The queues whose messages the reaper looks through for lost training jobs.
-TL_WATCHED_QUEUES = ["training"]
+TL_WATCHED_QUEUES = sorted(set(TL_TRAINING_QUEUES.values()))
+# RabbitMQ closes the channel of a delivery left unacked past its consumer_timeout (30 min by
+# default) and redelivers it: with late acks that is every job longer than 30 min. RabbitMQ 3.12+
+# reads this per-queue argument; older servers ignore it and need consumer_timeout in rabbitmq.conf
+# (docs/decisions.md, "RabbitMQ as the broker"). Redis ignores queue arguments.
+TL_QUEUE_ARGUMENTS = {"x-consumer-timeout": TL_UNACKED_LIMIT_SECONDS * 1000}
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name, queue_arguments=TL_QUEUE_ARGUMENTS)
+    for name in (CELERY_TASK_DEFAULT_QUEUE, *TL_WATCHED_QUEUES)
+]
 # Task names keep the "workers.tasks." prefix of the module that once held them all (each app now has
 # its own tasks.py): messages already queued under those names still find their task.
 CELERY_TASK_ROUTES = {"workers.tasks.run_training_job": {"queue": "training"}}

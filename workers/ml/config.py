@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from workers.ml.errors import ConfigError
 from workers.ml.options import (  # noqa: F401  (re-exported: callers import the vocabulary from here)
+    DEVICES,
     FILL_MODES,
     MODES,
     OPTIMIZERS,
@@ -110,6 +111,7 @@ class ExperimentConfig:
     optimizer: str = _d("optimizer")
     momentum: float = _d("momentum")  # used by sgd only
     seed: int = _d("seed")
+    device: str = _d("device")  # where it trains: auto | cpu | gpu (workers/ml/device.py)
     class_weight: str | None = _d("class_weight")
     head: HeadConfig = field(default_factory=HeadConfig)
     unfreeze: tuple[str, ...] = ("block5",)
@@ -304,6 +306,7 @@ def parse_config(data: dict) -> ExperimentConfig:
         optimizer=optimizer,
         momentum=_value(data, option("momentum")),
         seed=_value(data, option("seed")),
+        device=_value(data, option("device")),
         class_weight=_value(data, option("class_weight")),
         head=_parse_head(data.get("head")),
         unfreeze=tuple(unfreeze),

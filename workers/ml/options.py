@@ -17,6 +17,7 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 POOLINGS = ("flatten", "avg")
 WEIGHTS = ("imagenet", "none")
+DEVICES = ("auto", "cpu", "gpu")
 
 _ALL = MODES
 _TRANSFER = ("bottleneck", "finetune")
@@ -91,6 +92,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("class_weight", "choice", None, "balanced: each class weighs as much in the loss as the others "
            "together, whatever its number of images (n / (classes x count)); empty: every image weighs the same.",
            choices=(None, "balanced"), nullable=True),
+    Option("device", "choice", "auto", "gpu: wait for a GPU worker (queue training-gpu) and fail if it sees no "
+           "GPU; cpu: train on a CPU worker with GPUs hidden; auto: the CPU queue, using whatever the worker "
+           "sees.", choices=DEVICES),
     Option("seed", "int", 1337, "Same seed, same data and settings: same result.", lo=0, hi=2**31 - 1),
     Option("head.units", "int", 256, "Units of the head's dense layer.", label="Head units", lo=1, hi=8192,
            modes=("bottleneck",)),

@@ -25,6 +25,7 @@ from workers.ml import checkpoint
 from workers.ml.calibration import apply_temperature, expected_calibration_error, fit_temperature, reliability_diagram
 from workers.ml.config import ExperimentConfig, config_to_dict
 from workers.ml.data import RESIZE_RULE, Split, has_split, list_classes, list_split, make_dataset
+from workers.ml.device import use_device
 from workers.ml.errors import MLError
 from workers.ml.evaluate import evaluate
 from workers.ml.fit import EXTRACTION_BATCH, Monitor, Progress, Run, predict_batches
@@ -170,6 +171,7 @@ def train(
     removes the folder once the job has ended.
     """
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    use_device(config.device)  # before TensorFlow touches a device
     if output_dir.exists() and any(output_dir.iterdir()):
         raise MLError(f"the model folder {output_dir} already exists and is not empty")
     class_names = list_classes(dataset_dir)
