@@ -46,3 +46,19 @@ def test_it_does_not_show_the_path_of_an_unreachable_broker_socket(client, tmp_p
         status, body = _health(client)
     assert status == 503 and body["broker"]["detail"].startswith("broker unreachable")
     assert "redis.sock" in body["broker"]["detail"] and str(tmp_path) not in body["broker"]["detail"]
+
+
+@pytest.mark.django_db
+def test_it_reports_the_object_store(client, object_store, settings):
+    status, body = _health(client)
+    assert status == 200
+    assert body["storage"] == {"ok": True, "detail": f"{object_store} at {settings.AWS_S3_ENDPOINT_URL}"}
+
+
+@pytest.mark.django_db
+def test_it_answers_503_naming_the_object_store_when_it_does_not_answer(client, object_store, settings):
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:1"
+    status, body = _health(client)
+    assert status == 503 and body["status"] == "down"
+    assert body["storage"]["ok"] is False
+    assert body["storage"]["detail"].startswith(f"the object store {object_store} at http://127.0.0.1:1 failed")

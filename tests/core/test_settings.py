@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _django_setup(settings_module: str, **env) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TL_"))}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TL_", "AWS_"))}
     full_env.update(DJANGO_SETTINGS_MODULE=settings_module, **env)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=full_env, capture_output=True, text=True
@@ -28,12 +28,22 @@ def _django_setup(settings_module: str, **env) -> subprocess.CompletedProcess:
         ("TL_WEIGHTS_DIR", "/no/such/folder"),
         ("TL_TRUSTED_PROXIES", "10.0.0.1, proxy.example.com"),
         ("TL_SIGNIN_LIMIT_PER_ACCOUNT", "0"),
+        ("TL_STORAGE_URL", "https://bucket.example.com/models"),
+        ("TL_STORAGE_URL", "s3://ab/prefix"),
+        ("TL_STORAGE_CACHE_BYTES", "0"),
+        ("AWS_S3_ENDPOINT_URL", "127.0.0.1:8333"),
     ],
 )
 def test_it_fails_at_start_naming_the_bad_variable(variable, value):
     result = _django_setup("webapp.settings.test", **{variable: value})
     assert result.returncode != 0
     assert variable in result.stderr.splitlines()[-1]
+
+
+def test_an_access_key_without_its_secret_fails_at_start_naming_the_missing_one():
+    result = _django_setup("webapp.settings.test", TL_STORAGE_URL="s3://transferlab", AWS_ACCESS_KEY_ID="key")
+    assert result.returncode != 0
+    assert "AWS_SECRET_ACCESS_KEY is not set" in result.stderr.splitlines()[-1]
 
 
 def test_production_settings_require_a_secret_key():

@@ -1,8 +1,9 @@
-"""Health of the parts a user's work depends on: database, broker, workers."""
+"""Health of the parts a user's work depends on: database, broker, storage, workers."""
 
 from django.db import connection
 from django.db.utils import DatabaseError
 
+from . import objectstore
 from .broker import broker_is_up
 
 
@@ -29,11 +30,15 @@ def live_workers(timeout: float = 1.0) -> list[dict] | None:
 def health_report(worker_timeout: float = 1.0) -> dict:
     db_ok, db_detail = database_is_up()
     broker_ok, broker_detail = broker_is_up()
+    # The object store, or the local root when there is none (docs/architecture.md, "Object storage").
+    storage_ok, storage_detail = objectstore.status()
     workers = live_workers(worker_timeout) if broker_ok else None
+    up = db_ok and broker_ok and storage_ok
     return {
-        "status": "ok" if db_ok and broker_ok and workers else ("degraded" if db_ok and broker_ok else "down"),
+        "status": "ok" if up and workers else ("degraded" if up else "down"),
         "database": {"ok": db_ok, "detail": db_detail},
         "broker": {"ok": broker_ok, "detail": broker_detail},
+        "storage": {"ok": storage_ok, "detail": storage_detail},
         "workers": {
             "ok": bool(workers),
             "count": len(workers) if workers is not None else None,

@@ -165,7 +165,17 @@ def newest_mtime(path: Path) -> float:
 
 
 def remove(path: Path) -> None:
-    """Remove a file or a folder tree if it exists."""
+    """Remove a file or a folder tree if it exists, and with TL_STORAGE_URL the object store's copy
+    under the same key too: every delete goes through here, so none can forget the store
+    (docs/architecture.md, "Object storage")."""
+    from . import objectstore
+
+    remove_local(path)
+    objectstore.remove_remote(path)
+
+
+def remove_local(path: Path) -> None:
+    """Remove this host's copy only (a file or a folder tree) if it exists."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -185,7 +195,7 @@ def staging_sweep(*, older_than: float, prefix: str = "") -> list[str]:
             continue
         if entry.is_dir() and _held_by_someone(entry):
             continue
-        remove(entry)
+        remove_local(entry)
         removed.append(entry.name)
     return removed
 

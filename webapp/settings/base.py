@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from .env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from .env import env_bool, env_float, env_http_url, env_int, env_list, env_networks, env_s3_url, env_str
 from .private import private_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -133,6 +133,20 @@ FILE_UPLOAD_PERMISSIONS = None
 
 # --- Storage and ML (docs/architecture.md, "Storage layout") ---
 TL_STORAGE_ROOT = Path(env_str("TL_STORAGE_ROOT", str(VAR_DIR / "storage")))
+# An S3-compatible store shared by every host (docs/architecture.md, "Object storage"); unset, the local
+# root is the store. With it, TL_STORAGE_ROOT is this host's working copy: a cache of what it fetched,
+# least recently used out past TL_STORAGE_CACHE_BYTES. Credentials and region: boto3's usual variables.
+TL_STORAGE_URL = env_s3_url("TL_STORAGE_URL")
+TL_STORAGE_CACHE_BYTES = env_int("TL_STORAGE_CACHE_BYTES", 20 * 1024**3, minimum=1)
+AWS_S3_ENDPOINT_URL = env_http_url("AWS_S3_ENDPOINT_URL") or env_http_url("AWS_ENDPOINT_URL")
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
+if bool(AWS_ACCESS_KEY_ID) != bool(AWS_SECRET_ACCESS_KEY):
+    missing = "AWS_SECRET_ACCESS_KEY" if AWS_ACCESS_KEY_ID else "AWS_ACCESS_KEY_ID"
+    raise ImproperlyConfigured(
+        f"{missing} is not set: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither"
+    )
+AWS_DEFAULT_REGION = env_str("AWS_DEFAULT_REGION") or "us-east-1"
 TL_WEIGHTS_DIR = env_str("TL_WEIGHTS_DIR") or None
 if TL_WEIGHTS_DIR and not Path(TL_WEIGHTS_DIR).is_dir():
     raise ImproperlyConfigured(f"TL_WEIGHTS_DIR={TL_WEIGHTS_DIR!r} is not a directory")
@@ -166,18 +180,6 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 if urlparse(REDIS_URL).scheme not in {"redis", "rediss", "redis+socket", "unix"}:
     raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must be a redis://, rediss:// or redis+socket:// URL")
 
-TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)
-TL_HEARTBEAT_SECONDS = 10
-# A running job whose heartbeat is older than this is failed by the reaper as "worker lost".
-TL_HEARTBEAT_STALE_SECONDS = env_int("TL_HEARTBEAT_STALE_SECONDS", 180, minimum=30)
-# A queued job whose message is in no queue and held by no worker this long is re-sent by the reaper.
-TL_QUEUED_ORPHAN_SECONDS = env_int("TL_QUEUED_ORPHAN_SECONDS", 600, minimum=30)
-# A dataset ingest whose heartbeat is older than this is failed by the reaper (its process was killed).
-TL_INGEST_STALE_SECONDS = env_int("TL_INGEST_STALE_SECONDS", 180, minimum=30)
-# The hourly sweep removes leftovers untouched this long: staging folders no live process holds,
-# uploads, dataset folders, feature caches and prediction images that nothing owns any more.
-TL_SWEEP_AFTER_SECONDS = env_int("TL_SWEEP_AFTER_SECONDS", 6 * 3600, minimum=60)
-
 # The Celery broker: Redis (REDIS_URL) by default, or RabbitMQ (amqp://). Results, the cache and the
 # rate limits stay on Redis either way (docs/decisions.md, "RabbitMQ as the broker").
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
@@ -198,6 +200,18 @@ if TL_WORKER_DEVICE not in {"cpu", "gpu"}:
     raise ImproperlyConfigured(f"TL_WORKER_DEVICE={TL_WORKER_DEVICE!r} must be cpu or gpu")
 # The training queue each experiment `device` goes to; "auto" is the CPU queue (docs/decisions.md, "A GPU queue").
 TL_TRAINING_QUEUES = {"auto": "training", "cpu": "training", "gpu": "training-gpu"}
+
+TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)
+TL_HEARTBEAT_SECONDS = 10
+# A running job whose heartbeat is older than this is failed by the reaper as "worker lost".
+TL_HEARTBEAT_STALE_SECONDS = env_int("TL_HEARTBEAT_STALE_SECONDS", 180, minimum=30)
+# A queued job whose message is in no queue and held by no worker this long is re-sent by the reaper.
+TL_QUEUED_ORPHAN_SECONDS = env_int("TL_QUEUED_ORPHAN_SECONDS", 600, minimum=30)
+# A dataset ingest whose heartbeat is older than this is failed by the reaper (its process was killed).
+TL_INGEST_STALE_SECONDS = env_int("TL_INGEST_STALE_SECONDS", 180, minimum=30)
+# The hourly sweep removes leftovers untouched this long: staging folders no live process holds,
+# uploads, dataset folders, feature caches and prediction images that nothing owns any more.
+TL_SWEEP_AFTER_SECONDS = env_int("TL_SWEEP_AFTER_SECONDS", 6 * 3600, minimum=60)
 
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_RESULT_BACKEND = REDIS_URL

@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -67,3 +68,30 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or CIDR network") from None
     return networks
+
+
+def env_s3_url(name: str) -> str | None:
+    """An object store location, ``s3://bucket`` or ``s3://bucket/prefix``; None when unset or empty."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    bucket, _, prefix = raw.removeprefix("s3://").partition("/")
+    # S3's bucket rules (3 to 63 lower-case letters, digits, dots and hyphens), which SeaweedFS enforces too.
+    if not raw.startswith("s3://") or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an object store location: use s3://bucket or s3://bucket/prefix "
+            "(a bucket name of 3 to 63 lower-case letters, digits, dots and hyphens)"
+        )
+    if any(part in {"", ".", ".."} for part in prefix.strip("/").split("/")) and prefix.strip("/"):
+        raise ImproperlyConfigured(f"{name}={raw!r}: the prefix after the bucket has an empty, '.' or '..' part")
+    return raw.rstrip("/")
+
+
+def env_http_url(name: str) -> str | None:
+    """An http(s) URL such as an S3 endpoint; None when unset or empty."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"https?://[^/\s]+/?", raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an endpoint URL such as http://127.0.0.1:8333")
+    return raw.rstrip("/")

@@ -23,13 +23,14 @@ _health = inline_serializer(
         "status": serializers.ChoiceField(["ok", "degraded", "down"]),
         "database": _part,
         "broker": _part,
+        "storage": _part,
         "workers": _workers,
     },
 )
 
 
 class HealthView(APIView):
-    """Database, broker and live workers. 503 when the database or the broker is down."""
+    """Database, broker, storage and live workers. 503 when the database, the broker or the storage is down."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -38,7 +39,7 @@ class HealthView(APIView):
     def get(self, request):
         report = health_report()
         # Anyone may ask: an unreachable database file or Redis socket must not show its server path.
-        for part in ("database", "broker", "workers"):
+        for part in ("database", "broker", "storage", "workers"):
             report[part]["detail"] = without_server_paths(report[part]["detail"])
-        status = 200 if report["database"]["ok"] and report["broker"]["ok"] else 503
+        status = 200 if all(report[part]["ok"] for part in ("database", "broker", "storage")) else 503
         return Response(report, status=status)
