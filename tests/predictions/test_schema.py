@@ -90,10 +90,18 @@ def test_it_serves_the_schema_with_every_endpoint(client):
         "/api/v1/models/{model_id}/publish/",
         "/api/v1/projects/{project_id}/predict/",
         "/api/v1/models/{model_id}/predict/",
+        "/api/v1/models/{model_id}/exports/",
+        "/api/v1/exports/{export_id}/",
+        "/api/v1/exports/{export_id}/download/",
     }
     predict = paths["/api/v1/projects/{project_id}/predict/"]["post"]
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     assert {"200", "400", "401", "404", "409", "413", "429"} <= set(predict["responses"])
+    exports = paths["/api/v1/models/{model_id}/exports/"]["post"]
+    assert {"200", "202", "400", "404", "503"} <= set(exports["responses"])
+    assert list(paths["/api/v1/exports/{export_id}/download/"]["get"]["responses"]["200"]["content"]) == [
+        "application/zip"
+    ]
     upload = paths["/api/v1/projects/{project_id}/datasets/"]["post"]
     assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
 
