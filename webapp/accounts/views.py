@@ -6,11 +6,12 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.views import LoginView
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from webapp.core.signin_limits import SigninThrottled
+from webapp.core.xhr import login_required_for_scripts, wants_json
 
 from . import selectors, services
 from .forms import SignInForm
@@ -56,11 +57,17 @@ def account(request):
     return _account_page(request)
 
 
-@login_required
+@login_required_for_scripts
 @require_POST
 def account_token_create(request):
     # The key is rendered into this response only, never stored or redirected with: it cannot be shown again.
-    _, key = services.api_token_create(user=request.user)
+    token, key = services.api_token_create(user=request.user)
+    if wants_json(request):  # the project page's "Create a token and fill it in"
+        message = (
+            f"A new token (starting {token.prefix}) is filled in below. It is shown only here: "
+            "copy the commands now; your account page lists and revokes tokens."
+        )
+        return JsonResponse({"key": key, "prefix": token.prefix, "message": message}, status=201)
     return _account_page(request, new_key=key, status=201)
 
 
