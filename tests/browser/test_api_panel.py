@@ -47,4 +47,6 @@ def test_the_commands_work_when_pasted_once_a_token_is_filled_in(signed_in, user
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert done.returncode == 0, (name, done.stderr, done.stdout)
         answer = json.loads(done.stdout)["predictions"][0]
-        assert answer["probabilities"] == pytest.approx(dict(zip(tiny_model["class_names"], expected.tolist())))
+        assert answer["probabilities"] == pytest.approx(
+            dict(zip(tiny_model["class_names"], expected.tolist(), strict=True))
+        )
