@@ -338,6 +338,58 @@ def file_names(key: str) -> list[str]:
     return [entry["path"] for entry in manifest["files"]]
 
 
+def children(key: str) -> list[str]:
+    """The names of the objects directly under `key` (a folder of objects: feature entries, checkpoints)."""
+    if not enabled():
+        folder = storage.path_of(key)
+        return (
+            sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if folder.is_dir()
+            else []
+        )
+    base = _remote(key) + "/"
+    names = set()
+    for item in _list(base):
+        parts = item["Key"][len(base) :].split("/")
+        if len(parts) == 2 and parts[1] == MANIFEST:
+            names.add(parts[0])
+    return sorted(names)
+
+
+def fetch_children(key: str) -> list[str]:
+    """Fetch every object directly under `key` that the store holds; returns their names."""
+    if not enabled():
+        return children(key)
+    names = children(key)
+    for name in names:
+        try:
+            fetch(f"{key}/{name}")
+        except ObjectMissing:
+            continue  # removed meanwhile
+    return names
+
+
+def publish_children(key: str, *, prune: bool = False) -> list[str]:
+    """Publish each finished folder directly under local `key` (hidden names are a writer's temporary
+    ones) that the store does not hold yet; with `prune`, remove the store's children that are no
+    longer here (the writer replaced them). Returns the names published."""
+    if not enabled():
+        return []
+    folder = storage.path_of(key)
+    local = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    )
+    remote = set(children(key))
+    published = [name for name in local if name not in remote]
+    for name in published:
+        publish(f"{key}/{name}")
+    if prune:
+        for name in sorted(remote - set(local)):
+            _index_path(f"{key}/{name}").unlink(missing_ok=True)
+            _delete_prefix(_remote(key, name) + "/")
+    return published
+
+
 def open_file(key: str, name: str):
     """(a binary stream, its size) of one file of an object, read straight from the store (a download
     need not be copied to this host first). ObjectMissing if the object or the file is not there."""

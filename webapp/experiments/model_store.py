@@ -5,12 +5,11 @@ folder exists exactly when its row does.
 """
 
 import os
-import shutil
 from pathlib import Path
 
 from django.db.models import Max
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.projects.models import Project
 
 from .models import Experiment, TrainedModel, TrainingJob
@@ -52,7 +51,21 @@ def trained_model_create(
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(model_dir, final)
+        # In the store before the row commits (docs/architecture.md, "Object storage"): any host that
+        # sees the model can fetch it.
+        objectstore.publish(model.path)
     except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
+        storage.remove(final)
         raise
     return model
+
+
+def model_files_fetch(path: Path) -> Path:
+    """The local copy of the model folder at `path`, fetched from the object store when this host has
+    none (docs/architecture.md, "Object storage"); MLError when storage has lost it."""
+    from workers.ml.errors import MLError
+
+    try:
+        return objectstore.fetch(storage.key_of(path))
+    except objectstore.ObjectMissing as exc:
+        raise MLError(f"the model's files are missing from storage ({exc})") from exc

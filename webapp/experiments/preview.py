@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.projects.models import Dataset
 from webapp.projects.selectors import project_for_user
 
@@ -22,7 +22,8 @@ PREVIEW_MAX_SIDE = 160
 
 def _sample_images(dataset: Dataset) -> list:
     """The first training image (by name) of each of the first classes: the same every time."""
-    train = storage.dataset_dir(dataset.pk) / "train"
+    # With an object store this host fetches the dataset once (docs/architecture.md, "Object storage").
+    train = objectstore.fetch(storage.key_of(storage.dataset_dir(dataset.pk))) / "train"
     paths = []
     for class_dir in sorted(p for p in train.iterdir() if p.is_dir())[:PREVIEW_CLASSES]:
         first = next(iter(sorted(p for p in class_dir.iterdir() if p.is_file())), None)

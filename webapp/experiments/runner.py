@@ -5,7 +5,6 @@ engine, and so TensorFlow, is imported here and only here, never in the worker's
 """
 
 import logging
-import shutil
 import time
 import traceback
 from collections import deque
@@ -17,10 +16,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.heartbeat import Heartbeat
 
-from .checkpoints import checkpoint_epoch, checkpoint_remove
+from .checkpoints import checkpoint_epoch, checkpoint_fetch, checkpoint_publish, checkpoint_remove
 from .model_store import trained_model_create
 from .models import EpochMetric, TrainedModel, TrainingJob
 
@@ -93,11 +92,17 @@ class _JobRun:
         self._last_poll = 0.0
         self._stop = False
         self._base_model_id = None
+        self._checkpoint_due = False
         self.heartbeat = Heartbeat(f"heartbeat-{job.pk}", partial(_beat, job.pk), settings.TL_HEARTBEAT_SECONDS)
 
     # --- callbacks given to the engine ---
 
     def on_progress(self, p) -> None:
+        if self._checkpoint_due and not p.logs:
+            # The engine checkpoints an epoch after reporting it: by the next report it is written.
+            self._checkpoint_due = False
+            checkpoint_publish(self.job.pk)
+        self._checkpoint_due = self._checkpoint_due or bool(p.logs)
         now = time.monotonic()
         phase_changed = p.phase != self._last_phase
         if phase_changed:
@@ -179,10 +184,12 @@ class _JobRun:
 
     def _train(self, output_dir: Path):
         from workers.ml.config import parse_config
+        from workers.ml.errors import MLError
         from workers.ml.train import train
 
         experiment, dataset = self.experiment, self.experiment.dataset
         cfg = parse_config(experiment.config)
+        checkpoint_fetch(self.job.pk)  # written on another host, perhaps
         if checkpoint_epoch(self.job.pk) is None:
             # Starting at epoch 1: an earlier attempt's epochs are not this run's history.
             EpochMetric.objects.filter(job_id=self.job.pk).delete()
@@ -190,21 +197,35 @@ class _JobRun:
             f"training {experiment.mode} {experiment.backbone} on dataset v{dataset.version} "
             f"(attempt {self.job.attempts}) on {self.job.worker}"
         )
-        return train(
-            config=cfg,
-            dataset_dir=storage.dataset_dir(dataset.pk),
-            output_dir=output_dir,
-            # One cache folder per dataset content, removed once no dataset with that content is left.
-            cache_dir=storage.features_dir(dataset.feature_hash),
-            dataset_hash=dataset.feature_hash,
-            weights_dir=Path(settings.TL_WEIGHTS_DIR) if settings.TL_WEIGHTS_DIR else None,
-            base_model_dir=self._base_model_dir(),
-            on_progress=self.on_progress,
-            should_stop=self.should_stop,
-            # docs/decisions.md, "Resumable training jobs": kept until the job can no longer continue.
-            checkpoint_dir=storage.checkpoint_dir(self.job.pk),
-            on_resume=self.on_resume,
-        )
+        # The engine reads and writes local folders; with an object store (docs/architecture.md,
+        # "Object storage") this host fetches what it reads and publishes what others may reuse.
+        features_key = storage.key_of(storage.features_dir(dataset.feature_hash))
+        try:
+            with objectstore.using(storage.key_of(storage.dataset_dir(dataset.pk))) as dataset_dir:
+                objectstore.fetch_children(features_key)
+                try:
+                    return train(
+                        config=cfg,
+                        dataset_dir=dataset_dir,
+                        output_dir=output_dir,
+                        # One cache folder per dataset content, removed once no dataset with that content is left.
+                        cache_dir=storage.features_dir(dataset.feature_hash),
+                        dataset_hash=dataset.feature_hash,
+                        weights_dir=Path(settings.TL_WEIGHTS_DIR) if settings.TL_WEIGHTS_DIR else None,
+                        base_model_dir=self._base_model_dir(),
+                        on_progress=self.on_progress,
+                        should_stop=self.should_stop,
+                        # docs/decisions.md, "Resumable training jobs": kept until the job can no longer continue.
+                        checkpoint_dir=storage.checkpoint_dir(self.job.pk),
+                        on_resume=self.on_resume,
+                    )
+                except BaseException:
+                    checkpoint_publish(self.job.pk)  # so that the job can resume on any host
+                    raise
+                finally:
+                    objectstore.publish_children(features_key)
+        except objectstore.ObjectMissing as exc:
+            raise MLError(f"{exc}: its files are gone (deleted meanwhile?)") from exc
 
     def _base_model_dir(self) -> Path | None:
         from workers.ml.errors import MLError
@@ -220,7 +241,7 @@ class _JobRun:
         if model is None:
             raise MLError(f"the base experiment {base_id} has no trained model; run it to success first")
         self._base_model_id = model.pk
-        return model.files_dir
+        return objectstore.fetch(model.path)
 
     def _succeed(self, result) -> str:
         now = timezone.now()
@@ -272,7 +293,7 @@ class _JobRun:
                 final = model.files_dir
         except BaseException:
             if final is not None:
-                shutil.rmtree(final, ignore_errors=True)
+                storage.remove(final)  # the store's copy too
             raise
         checkpoint_remove(self.job.pk)  # a succeeded job never continues
         log.info("job %s succeeded: model v%s at %s", self.job.pk, model.version, model.path)

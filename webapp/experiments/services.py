@@ -261,7 +261,9 @@ def experiment_retry(*, experiment: Experiment) -> TrainingJob:
 def _load_as_served(model: TrainedModel):
     from workers.ml.predict import LoadedModel
 
-    return LoadedModel.load(model.files_dir, expected_sha256=model.checksum)
+    from .model_store import model_files_fetch
+
+    return LoadedModel.load(model_files_fetch(model.files_dir), expected_sha256=model.checksum)
 
 
 def trained_model_publish(*, model: TrainedModel, load=None) -> TrainedModel:

@@ -112,10 +112,9 @@ class ModelExportDownloadView(APIView):
     )
     def get(self, request, export_id: int):
         export = selectors.export_for_user(request.user, export_id)
-        bundle = services.model_export_bundle(export=export)
-        return FileResponse(
-            bundle.open("rb"),
-            as_attachment=True,
-            filename=services.export_download_name(export),
-            content_type="application/zip",
+        stream, size = services.model_export_bundle(export=export)
+        response = FileResponse(
+            stream, as_attachment=True, filename=services.export_download_name(export), content_type="application/zip"
         )
+        response["Content-Length"] = size
+        return response

@@ -5,6 +5,9 @@ from django.db import models
 from webapp.core import storage
 from webapp.experiments.models import TrainedModel
 
+# The download inside an export's folder.
+BUNDLE = "bundle.zip"
+
 
 class ModelExport(models.Model):
     """A trained model in one portable format, verified in its own runtime before it is offered.
@@ -68,4 +71,4 @@ class ModelExport(models.Model):
     def bundle(self) -> Path | None:
         """The download, bundle.zip, or None before the export is ready."""
         folder = self.files_dir
-        return folder / "bundle.zip" if folder else None
+        return folder / BUNDLE if folder else None

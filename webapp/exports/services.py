@@ -19,12 +19,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import NotFound, ServiceError, Unavailable
 from webapp.core.redact import without_server_paths
 from webapp.experiments.models import TrainedModel
 
-from .models import ModelExport
+from .models import BUNDLE, ModelExport
 from .tasks import run_export
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,12 @@ def model_export_request(*, model: TrainedModel, fmt: str) -> tuple[ModelExport,
 
 
 def _bundle_present(export: ModelExport) -> bool:
-    return bool(export.bundle and export.bundle.is_file())
+    if not export.path:
+        return False
+    try:
+        return BUNDLE in objectstore.file_names(export.path)
+    except FileNotFoundError:  # ObjectMissing too
+        return False
 
 
 def model_export_publish(*, export_id: int) -> None:
@@ -149,10 +154,22 @@ def model_export_run(*, export_id: int, worker: str) -> str:
 
 
 def _build(export: ModelExport) -> str:
+    model = export.model
+    # With an object store, this host's copies of the model and the dataset (docs/architecture.md,
+    # "Object storage"), kept from eviction while the export runs.
+    try:
+        with (
+            objectstore.using(model.path) as model_dir,
+            objectstore.using(storage.key_of(storage.dataset_dir(model.experiment.dataset_id))) as dataset_dir,
+        ):
+            return _build_from(export, model, model_dir, dataset_dir)
+    except objectstore.ObjectMissing as exc:
+        raise ServiceError(f"The model's or its dataset's files are missing from storage ({exc}).") from None
+
+
+def _build_from(export: ModelExport, model, model_dir: Path, dataset_dir: Path) -> str:
     from workers.ml.export import export_model
 
-    model = export.model
-    dataset_dir = storage.dataset_dir(model.experiment.dataset_id)
     verify = _images(dataset_dir / "validation", model.class_names, VERIFY_IMAGES)
     if not verify:
         raise ServiceError(
@@ -163,7 +180,7 @@ def _build(export: ModelExport) -> str:
         out_dir = staging / "export"  # the staging folder itself holds its lock file: the engine gets an empty one
         out_dir.mkdir()
         result = export_model(
-            model_dir=model.files_dir,
+            model_dir=model_dir,
             sha256=model.checksum,
             fmt=export.format,
             out_dir=out_dir,
@@ -185,6 +202,7 @@ def _build(export: ModelExport) -> str:
         storage.remove(final)  # what a killed earlier attempt may have left
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(out_dir, final)
+        objectstore.publish(storage.key_of(final))  # before the row says ready
     marked = ModelExport.objects.filter(pk=export.pk, status=Status.RUNNING).update(
         status=Status.READY,
         path=storage.key_of(final),
@@ -294,14 +312,18 @@ def export_download_name(export: ModelExport) -> str:
     return f"{slug}-v{export.model.version}-{export.format}.zip"
 
 
-def model_export_bundle(*, export: ModelExport) -> Path:
-    """The ready export's bundle.zip; Conflict (409) while it is not ready, NotFound if its file is gone."""
+def model_export_bundle(*, export: ModelExport):
+    """(a stream of the ready export's bundle.zip, its size), read from storage (the object store's copy
+    is streamed, not fetched: a web host need not cache large files). Conflict (409) while it is not
+    ready, NotFound if its file is gone."""
     from webapp.core.errors import Conflict
 
     if export.status != Status.READY:
         detail = f": {export.error}" if export.status == Status.FAILED and export.error else ""
         raise Conflict(f"Export {export.pk} ({export.format}) is {export.status}, not ready to download{detail}.")
-    bundle = export.bundle
-    if bundle is None or not bundle.is_file():
-        raise NotFound(f"Export {export.pk}'s file is missing from storage; ask for the export again to rebuild it.")
-    return bundle
+    try:
+        return objectstore.open_file(export.path, BUNDLE)
+    except (FileNotFoundError, ValueError):  # ObjectMissing, or no key at all
+        raise NotFound(
+            f"Export {export.pk}'s file is missing from storage; ask for the export again to rebuild it."
+        ) from None

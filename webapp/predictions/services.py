@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from rest_framework.exceptions import APIException
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import ServiceError, TooLarge, Unavailable
 from webapp.experiments.models import TrainedModel
 from webapp.projects.models import Project
@@ -150,9 +150,11 @@ def prediction_log_create(
         project=project, model=model, image_count=image_count, latency_ms=latency_ms, status_code=status_code
     )
     if project.store_predictions and images:
-        folder = storage.predictions_dir(project.pk) / f"{entry.created_at:%Y-%m-%d}"
+        # One folder per call: an object of its own in an object store (docs/architecture.md, "Object storage").
+        folder = storage.predictions_dir(project.pk) / f"{entry.created_at:%Y-%m-%d}" / str(entry.pk)
         for index, image in enumerate(images):
-            storage.atomic_write_bytes(folder / f"{entry.pk}-{index}.{image.extension}", image.data)
+            storage.atomic_write_bytes(folder / f"{index}.{image.extension}", image.data)
+        objectstore.publish(storage.key_of(folder))
     return entry
 
 

@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 def load_model_files(path: Path, checksum: str):
     """Verify, load and warm the model saved at `path` (raises workers.ml.errors.MLError)."""
+    from webapp.experiments.model_store import model_files_fetch
     from workers.ml.predict import LoadedModel
 
-    return LoadedModel.load(path, expected_sha256=checksum)
+    return LoadedModel.load(model_files_fetch(path), expected_sha256=checksum)
 
 
 @dataclass

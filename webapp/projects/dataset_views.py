@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import NotFound, ServiceError
 from webapp.core.uploads import limit_upload
 from webapp.core.xhr import json_error, login_required_for_scripts, wants_json
@@ -244,6 +244,17 @@ def dataset_status(request, dataset_id):
     return response
 
 
+def _stored_image(dataset, name: str) -> FileResponse:
+    """A JPEG of the dataset's report, read from storage (the object store's copy is streamed, not fetched)."""
+    try:
+        stream, size = objectstore.open_file(storage.key_of(storage.dataset_dir(dataset.pk)), name)
+    except objectstore.ObjectMissing:
+        raise Http404("No such thumbnail.") from None
+    response = FileResponse(stream, content_type="image/jpeg")
+    response["Content-Length"] = size
+    return response
+
+
 @login_required
 @require_GET
 def dataset_thumbnail(request, dataset_id, class_id, index):
@@ -252,10 +263,7 @@ def dataset_thumbnail(request, dataset_id, class_id, index):
     names = dataset.report.get("thumbnails", {}).get(klass.name, []) if klass and dataset.is_ready else []
     if index >= len(names):
         raise Http404("No such thumbnail.")
-    path = storage.dataset_dir(dataset.pk) / "thumbs" / klass.name / names[index]
-    if not path.is_file():
-        raise Http404("No such thumbnail.")
-    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    response = _stored_image(dataset, f"thumbs/{klass.name}/{names[index]}")
     # Ready datasets never change, so a thumbnail never changes either.
     response["Cache-Control"] = "private, max-age=86400, immutable"
     return response
@@ -267,9 +275,8 @@ def dataset_group_thumbnail(request, dataset_id, index):
     """A thumbnail of an image in a listed duplicate or leakage group (report["group_thumbnails"])."""
     dataset = selectors.dataset_for_user(request.user, dataset_id)
     shown = dataset.report.get("group_thumbnails", {}).values() if dataset.is_ready else ()
-    path = storage.dataset_dir(dataset.pk) / "groups" / f"{index}.jpg"
-    if index not in shown or not path.is_file():
+    if index not in shown:
         raise Http404("No such thumbnail.")
-    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    response = _stored_image(dataset, f"groups/{index}.jpg")
     response["Cache-Control"] = "private, max-age=86400, immutable"  # ready datasets never change
     return response

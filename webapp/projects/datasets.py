@@ -31,7 +31,6 @@ Folder uploads (webapp.projects.folder_uploads):
 
 import logging
 import os
-import shutil
 import uuid
 import zipfile
 from functools import partial
@@ -44,6 +43,7 @@ from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
+from webapp.core import objectstore, storage
 from webapp.core.errors import Conflict, ServiceError, Unavailable
 
 from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed are part of this module's API)
@@ -136,8 +136,10 @@ def dataset_create_from_archive(
         )
         try:
             _stream_to(uploaded_file, upload_dir(dataset.pk) / "archive.zip")
+            # The ingest worker may run on another host (docs/architecture.md, "Object storage").
+            objectstore.publish(storage.key_of(upload_dir(dataset.pk)))
         except BaseException:
-            shutil.rmtree(upload_dir(dataset.pk), ignore_errors=True)
+            storage.remove(upload_dir(dataset.pk))
             raise
         dataset_enqueue_ingest(dataset=dataset)
     return dataset
@@ -212,7 +214,9 @@ def dataset_retry(*, dataset: Dataset) -> Dataset:
         raise Conflict(f"{name} is {dataset.status}; only a failed version can be retried.")
     if dataset.source == Dataset.Source.IMPORT:
         raise Conflict(f"{name} was imported from a folder on the server, which is not kept: run the import again.")
-    if upload_source(dataset.pk) is None:
+    if upload_source(dataset.pk) is None and not (
+        objectstore.enabled() and objectstore.exists(storage.key_of(upload_dir(dataset.pk)))
+    ):
         raise Conflict(
             f"{name} cannot be retried: its upload was not kept (an upload whose content was refused, or whose "
             "ingest could not be queued, is removed at once). Upload the images again as a new version."

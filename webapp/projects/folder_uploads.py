@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import Conflict, NotFound, ServiceError
 from webapp.core.uploads import UploadTooLarge
 
@@ -160,8 +160,10 @@ def folder_upload_finish(*, session: UploadSession) -> Dataset:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(session_dir(session.pk), target)
         try:
+            # The ingest worker may run on another host (docs/architecture.md, "Object storage").
+            objectstore.publish(storage.key_of(target))
             dataset_enqueue_ingest(dataset=dataset)
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            storage.remove(target)
             raise
     return dataset

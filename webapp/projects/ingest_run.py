@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.heartbeat import Heartbeat
 
 from .dataset_files import (
@@ -97,6 +97,8 @@ def _build_and_publish(dataset: Dataset, source: Path, staging: Path, progress: 
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(out, final)
     try:
+        # In the store before the row says ready (docs/architecture.md, "Object storage").
+        objectstore.publish(storage.key_of(final))
         with transaction.atomic():
             updated = Dataset.objects.filter(pk=dataset.pk, status=Status.PROCESSING).update(
                 status=Status.READY,
@@ -202,6 +204,10 @@ def dataset_ingest(*, dataset_id: int, task_id: str | None = None, worker: str =
             )
         return dataset
     dataset = Dataset.objects.filter(pk=dataset_id).first()
+    try:
+        objectstore.fetch(storage.key_of(upload_dir(dataset_id)))  # uploaded on another host, perhaps
+    except objectstore.ObjectMissing:
+        pass  # told below
     source = upload_source(dataset_id)
     if dataset is None or source is None:
         dataset_mark_failed(

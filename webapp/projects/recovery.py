@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import Unavailable
 
 from .dataset_files import dataset_mark_failed, feature_hash_in_use
@@ -171,7 +171,8 @@ def storage_sweep() -> dict[str, list[str]]:
     and half-written entries; checkpoints of jobs that are gone, succeeded or superseded by a newer
     run of their experiment; uploads and dataset folders whose row is gone (a web process killed
     mid-upload) or whose dataset is ready; stored prediction images of deleted projects; export
-    folders whose row is gone (an export that finished as its model was deleted). The age
+    folders whose row is gone (an export that finished as its model was deleted); with an object
+    store, the same there, and files no manifest points at (a writer killed mid-upload). The age
     check spares work that is just starting (a row not yet committed); the lock spares any
     staging folder in use, however old.
     """
@@ -190,15 +191,35 @@ def storage_sweep() -> dict[str, list[str]]:
         # By name: exports sits above projects.
         return not name.isdigit() or apps.get_model("exports", "ModelExport").objects.filter(pk=int(name)).exists()
 
+    def model_exists(name: str) -> bool:
+        from django.apps import apps
+
+        # By name: experiments sits above projects.
+        return not name.isdigit() or apps.get_model("experiments", "TrainedModel").objects.filter(pk=int(name)).exists()
+
     removed = {
         "staging": storage.staging_sweep(older_than=age),
         "features": _sweep_features(cutoff),
         "uploads": _sweep(storage.uploads_root(), _owned_upload, cutoff),
         "datasets": _sweep(storage.datasets_root(), dataset_exists, cutoff),
         "predictions": _sweep(storage.predictions_root(), project_exists, cutoff),
-        "exports": _sweep(storage.exports_root(), export_exists, cutoff),
         "checkpoints": _sweep(storage.checkpoints_root(), _checkpoint_kept, cutoff),
+        "exports": _sweep(storage.exports_root(), export_exists, cutoff),
     }
+    # The object store (docs/architecture.md, "Object storage"): the same owners, plus models whose row
+    # is gone (a commit that failed after the upload), and the files of writers killed before their manifest.
+    removed["store"] = objectstore.sweep(
+        cutoff=cutoff,
+        owned={
+            "features": feature_hash_in_use,
+            "uploads": _owned_upload,
+            "datasets": dataset_exists,
+            "predictions": project_exists,
+            "checkpoints": _checkpoint_kept,
+            "exports": export_exists,
+            "models": model_exists,
+        },
+    )
     if any(removed.values()):
         log.info("storage sweep removed %s", {kind: names for kind, names in removed.items() if names})
     return removed

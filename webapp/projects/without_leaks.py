@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 from webapp.core.errors import Conflict
 
 from .dataset_files import LINEAGE_FILE
@@ -47,8 +47,8 @@ def dataset_create_without_leaks(*, dataset: Dataset, user) -> Dataset:
         )
     if copies == 0:
         raise Conflict(f"{name} has no leaked images: no picture is in more than one of train, validation and test.")
-    source = storage.dataset_dir(dataset.pk)
-    with transaction.atomic():
+    # With an object store, this host's copy of the source (docs/architecture.md, "Object storage").
+    with objectstore.using(storage.key_of(storage.dataset_dir(dataset.pk))) as source, transaction.atomic():
         new = dataset_create(
             project=dataset.project,
             user=user,
@@ -64,8 +64,9 @@ def dataset_create_without_leaks(*, dataset: Dataset, user) -> Dataset:
                         _link_or_copy(path, files / path.relative_to(source))
             lineage = {"dataset": dataset.pk, "version": dataset.version}
             storage.atomic_write_bytes(upload_dir(new.pk) / LINEAGE_FILE, json.dumps(lineage).encode())
+            objectstore.publish(storage.key_of(upload_dir(new.pk)))
         except BaseException:
-            shutil.rmtree(upload_dir(new.pk), ignore_errors=True)
+            storage.remove(upload_dir(new.pk))
             raise
         dataset_enqueue_ingest(dataset=new, keep_upload=True)
     return new
