@@ -62,6 +62,7 @@ def form_data(dataset, **overrides):
         "optimizer": "rmsprop",
         "momentum": 0.9,
         "seed": 1,
+        "device": "auto",
         "head_units": 16,
         "head_dropout": 0.1,
         "head_pooling": "flatten",
