@@ -226,12 +226,13 @@ def _local_files(folder: Path) -> list[dict]:
     return files
 
 
-def publish(key: str) -> None:
+def publish(key: str, *, keep_copy: bool = True) -> None:
     """Upload the finished local object `key` (a folder under the root); a no-op without TL_STORAGE_URL.
 
     Files first under a new generation, the manifest last: until it lands nobody sees the object,
     and if this process dies first, what it uploaded is an orphan for `sweep`. Publishing the same
-    files again uploads nothing.
+    files again uploads nothing. Without `keep_copy` this host's copy goes once the store has it
+    (an upload, which only the ingest worker reads).
     """
     if not enabled():
         return
@@ -257,7 +258,10 @@ def publish(key: str) -> None:
                 )
             if current is not None:
                 _delete_prefix(_remote(key, GENERATION + current["generation"]) + "/")
-        _index_write(key, manifest)
+        if keep_copy:
+            _index_write(key, manifest)
+        else:
+            storage.remove_local(local)
     log.info("published %s (%d files)", key, len(files))
     evict()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.core import storage
+from webapp.core import objectstore, storage
 
 from .models import FEATURE_HASH_ID_PREFIX, Dataset
 
@@ -29,6 +29,14 @@ def upload_source(dataset_id: int) -> Path | None:
     if (root / "files").is_dir():
         return root / "files"
     return None
+
+
+def upload_kept(dataset_id: int) -> bool:
+    """Whether the dataset's upload is kept: here, or in the object store, where the web process that
+    took it left it for the ingest worker (docs/architecture.md, "Object storage")."""
+    if upload_source(dataset_id) is not None:
+        return True
+    return objectstore.enabled() and objectstore.exists(storage.key_of(upload_dir(dataset_id)))
 
 
 def upload_lineage(dataset_id: int) -> dict | None:

@@ -187,7 +187,7 @@ def dataset_detail(request, dataset_id):
     if dataset.is_ready:
         context["chart"] = _chart_data(rows)
     if dataset.status == dataset.Status.FAILED:
-        context["upload_kept"] = datasets.upload_source(dataset.pk) is not None
+        context["upload_kept"] = datasets.upload_kept(dataset.pk)
     return render(request, "projects/dataset_detail.html", context)
 
 

@@ -50,6 +50,7 @@ from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed 
     dataset_files_remove,
     dataset_mark_failed,
     upload_dir,
+    upload_kept,
     upload_source,
 )
 from .ingest.images import ACCEPTED_FORMATS
@@ -137,7 +138,7 @@ def dataset_create_from_archive(
         try:
             _stream_to(uploaded_file, upload_dir(dataset.pk) / "archive.zip")
             # The ingest worker may run on another host (docs/architecture.md, "Object storage").
-            objectstore.publish(storage.key_of(upload_dir(dataset.pk)))
+            objectstore.publish(storage.key_of(upload_dir(dataset.pk)), keep_copy=False)
         except BaseException:
             storage.remove(upload_dir(dataset.pk))
             raise
@@ -214,9 +215,7 @@ def dataset_retry(*, dataset: Dataset) -> Dataset:
         raise Conflict(f"{name} is {dataset.status}; only a failed version can be retried.")
     if dataset.source == Dataset.Source.IMPORT:
         raise Conflict(f"{name} was imported from a folder on the server, which is not kept: run the import again.")
-    if upload_source(dataset.pk) is None and not (
-        objectstore.enabled() and objectstore.exists(storage.key_of(upload_dir(dataset.pk)))
-    ):
+    if not upload_kept(dataset.pk):
         raise Conflict(
             f"{name} cannot be retried: its upload was not kept (an upload whose content was refused, or whose "
             "ingest could not be queued, is removed at once). Upload the images again as a new version."

@@ -161,7 +161,7 @@ def folder_upload_finish(*, session: UploadSession) -> Dataset:
         os.replace(session_dir(session.pk), target)
         try:
             # The ingest worker may run on another host (docs/architecture.md, "Object storage").
-            objectstore.publish(storage.key_of(target))
+            objectstore.publish(storage.key_of(target), keep_copy=False)
             dataset_enqueue_ingest(dataset=dataset)
         except BaseException:
             storage.remove(target)

@@ -64,7 +64,7 @@ def dataset_create_without_leaks(*, dataset: Dataset, user) -> Dataset:
                         _link_or_copy(path, files / path.relative_to(source))
             lineage = {"dataset": dataset.pk, "version": dataset.version}
             storage.atomic_write_bytes(upload_dir(new.pk) / LINEAGE_FILE, json.dumps(lineage).encode())
-            objectstore.publish(storage.key_of(upload_dir(new.pk)))
+            objectstore.publish(storage.key_of(upload_dir(new.pk)), keep_copy=False)
         except BaseException:
             storage.remove(upload_dir(new.pk))
             raise
