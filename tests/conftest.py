@@ -55,6 +55,21 @@ def pytest_xdist_setupnodes(config, specs):
             spec.env["REDIS_URL"] = launch.start_embedded_redis(supervisor, folder / f"redis-{index}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items):
+    """Tests that share a module-scoped fixture (a trained model, bin/run, the lock resolutions) run
+    in one process, so that it is built once (--dist loadgroup sends a group to one process). Slow
+    and browser tests are handed out first, so that no long one starts last while the other process
+    has nothing left to do."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("browser")))
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_unconfigure(config):
     supervisor, folder = config.stash.get(_xdist_resources, (None, None))
     if supervisor is not None:

@@ -315,7 +315,6 @@ def app(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bin-run")  # one test process starts the module's bin/run
 def test_it_restarts_a_killed_training_worker_while_the_web_keeps_answering(app):
     old = app.pid("training-worker")
     pool = children_of(old)
@@ -343,7 +342,6 @@ def test_it_restarts_a_killed_training_worker_while_the_web_keeps_answering(app)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bin-run")  # one test process starts the module's bin/run
 def test_while_redis_is_down_the_web_answers_503_and_it_recovers_after_the_restart(app, tmp_path):
     api, browser = app.api(), app.browser()
     project = api.post(app.url + "/api/v1/projects/", json={"name": "Supervised"}, timeout=10).json()

@@ -205,7 +205,6 @@ def resolutions(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xdist_group("lock")  # one test process runs the three, so the resolutions start once
 @pytest.mark.parametrize("version", SUPPORTED)
 def test_the_lock_resolves_to_its_own_pins_from_wheels_alone(version, resolutions):
     resolution = resolutions[version]
