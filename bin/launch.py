@@ -170,6 +170,10 @@ def training_workers(environ=os.environ) -> list[Process]:
     return workers
 
 
+# Celery's --max-memory-per-child is in KiB.
+DEFAULT_WORKER_CHILD_KB = 400 * 1024
+
+
 def app_processes(*, bind: str, var: Path) -> list[Process]:
     """Workers, beat and web, in start order (the embedded Redis, when there is one, comes first)."""
     celery = CELERY
@@ -177,7 +181,23 @@ def app_processes(*, bind: str, var: Path) -> list[Process]:
         *training_workers(),
         Process(
             "default-worker",
-            (*celery, "worker", "-Q", "default", "-c", "2", "-n", "default@%h", "-l", "info", "-E"),
+            # An export imports TensorFlow into the child that ran it (about 0.5 GB): a child above this
+            # size after a task is replaced, so ingest and small tasks do not keep that memory.
+            (
+                *celery,
+                "worker",
+                "-Q",
+                "default",
+                "-c",
+                "2",
+                "--max-memory-per-child",
+                str(DEFAULT_WORKER_CHILD_KB),
+                "-n",
+                "default@%h",
+                "-l",
+                "info",
+                "-E",
+            ),
         ),
         Process("beat", (*celery, "beat", "-l", "info", "-s", str(var / "celerybeat-schedule"))),
         Process("web", gunicorn_argv(bind)),

@@ -58,6 +58,7 @@ def celery_worker(
     queues: str = "default,training",
     concurrency: int = 1,
     max_tasks_per_child: int | None = None,
+    max_memory_per_child_kb: int | None = None,
     startup_timeout: float = 60,
     **env,
 ):
@@ -87,6 +88,8 @@ def celery_worker(
     ]
     if max_tasks_per_child:
         cmd += ["--max-tasks-per-child", str(max_tasks_per_child)]
+    if max_memory_per_child_kb:
+        cmd += ["--max-memory-per-child", str(max_memory_per_child_kb)]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=subprocess_env(**env), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
