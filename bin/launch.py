@@ -210,6 +210,8 @@ def setup_steps(*, collectstatic: bool) -> list[tuple[str, ...]]:
     return [
         ("migrate", "--noinput"),
         *([("collectstatic", "--noinput", "-v", "0")] if collectstatic else []),
+        # With TL_STORAGE_URL, creates the object store's bucket unless it exists, and fails if the store does not answer.
+        ("ensure_storage",),
         # Creates the first admin (its password printed once) unless a superuser exists.
         ("ensure_admin",),
     ]

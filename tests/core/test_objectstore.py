@@ -188,3 +188,19 @@ def test_without_a_store_url_every_verb_works_on_the_local_root(settings, tmp_pa
         assert (stream.read(), size) == (b"local", 5)
     assert objectstore.status() == (True, "local filesystem")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models"], "no index, no store"
+
+
+def test_setup_creates_the_bucket_once_and_names_a_store_that_does_not_answer(object_store, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.TL_STORAGE_URL = object_store.replace("s3://tl-test-", "s3://tl-new-")
+    out = StringIO()
+    call_command("ensure_storage", stdout=out)
+    assert out.getvalue() == f"Created the object store {objectstore.describe()}.\n"
+    call_command("ensure_storage", stdout=out)
+    assert out.getvalue().count("Created") == 1
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:1"
+    with pytest.raises(CommandError, match=r"object store .* at http://127.0.0.1:1 failed .*; check TL_STORAGE_URL"):
+        call_command("ensure_storage")

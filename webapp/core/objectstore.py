@@ -128,7 +128,8 @@ def _talking(what: str) -> Iterator[None]:
 def _is_missing(exc: Exception) -> bool:
     from botocore.exceptions import ClientError
 
-    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}
+    missing = {"NoSuchKey", "NoSuchBucket", "404"}
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in missing
 
 
 def read_manifest(key: str) -> dict | None:
@@ -502,6 +503,21 @@ def sweep(*, cutoff: float, owned: dict[str, Callable[[str], bool]]) -> list[str
     if removed:
         log.info("object store sweep removed %s", removed)
     return removed
+
+
+def ensure_bucket() -> bool:
+    """Create the store's bucket unless it exists (the setup step); True when it was created."""
+    bucket = _location()[0]
+    try:
+        _client().head_bucket(Bucket=bucket)
+        return False
+    except Exception as exc:
+        if not _is_missing(exc):
+            with _talking(f"open the bucket {bucket}"):
+                raise
+    with _talking(f"create the bucket {bucket}"):
+        _client().create_bucket(Bucket=bucket)
+    return True
 
 
 def status() -> tuple[bool, str]:
