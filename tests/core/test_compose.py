@@ -39,13 +39,31 @@ def _dockerfile() -> dict[str, list]:
     return instructions
 
 
-def test_it_has_every_service_and_one_shared_storage_volume():
+def test_it_has_every_service_and_the_processes_share_only_the_object_store():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert {"setup", *DECLARED, "redis", "postgres"} == set(compose["services"])
+    assert {"setup", *DECLARED, "redis", "postgres", "seaweedfs"} == set(compose["services"])
+    assert compose["services"]["seaweedfs"]["image"].startswith("chrislusf/seaweedfs")
+    assert "-s3" in compose["services"]["seaweedfs"]["command"]
+    volumes = []
     for name, service in _app_services().items():
-        assert "storage:/data" in service["volumes"], name
-        assert service["environment"]["TL_STORAGE_ROOT"] == "/data", name
-    assert "storage" in compose["volumes"]
+        env = service["environment"]
+        assert env["TL_STORAGE_ROOT"] == "/data", name
+        assert env["TL_STORAGE_URL"].startswith("${TL_STORAGE_URL:-s3://"), name
+        assert env["AWS_S3_ENDPOINT_URL"] == "${AWS_S3_ENDPOINT_URL:-http://seaweedfs:8333}", name
+        assert service["env_file"] == ".env", name
+        assert service["depends_on"]["seaweedfs"] == {"condition": "service_healthy"}, name
+        volumes += [volume.split(":")[0] for volume in service.get("volumes", [])]
+    # Each process's /data is its own local copy: no folder is shared, so any of them can move host.
+    assert len(volumes) == len(set(volumes)) == len(DECLARED)
+
+
+def test_the_env_example_names_every_variable_compose_reads_from_dot_env():
+    import re
+
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    example = (ROOT / ".env.example").read_text()
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.M))
+    assert used <= named, sorted(used - named)
 
 
 def test_each_process_bin_run_declares_is_one_service_of_that_name_that_serves_it():
@@ -61,6 +79,7 @@ def test_setup_runs_once_before_any_process_starts():
         assert services[name]["depends_on"]["setup"] == {"condition": "service_completed_successfully"}, name
         assert services[name]["restart"] == "unless-stopped", name
     assert {"TL_ADMIN_USERNAME", "TL_ADMIN_PASSWORD"} <= set(services["setup"]["environment"])
+    assert ("ensure_storage",) in launch.setup_steps(collectstatic=False), "the bucket exists before any process"
 
 
 def test_setup_takes_bin_runs_steps_but_collectstatic_which_the_image_build_runs():
