@@ -98,8 +98,8 @@ def test_it_renders_quickly_and_says_so_when_the_broker_is_down(client, staff, e
     assert "The broker (Redis) is down." in html
     assert "queue depths unknown" in html
     assert "no broker to ask" in html
-    # The database half still works: the queued job is listed.
-    assert f"#{experiment.jobs.get().pk}" in html
+    # The database half still works: the queued job is listed, by its experiment and run.
+    assert f"{experiment.name} · Run 1" in html
     assert elapsed < 5
 
 

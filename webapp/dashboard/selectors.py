@@ -32,7 +32,7 @@ WINDOW = timedelta(hours=24)
 
 def _job_rows():
     # Everything a job row shows, in the same query (no N+1 over experiment/project/user).
-    return TrainingJob.objects.select_related("experiment__project__owner", "experiment__created_by")
+    return TrainingJob.objects.with_run_numbers().select_related("experiment__project__owner", "experiment__created_by")
 
 
 def job_counts() -> dict[str, int]:

@@ -4,10 +4,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from webapp.core import storage
+from webapp.core.formatting import format_run
 from webapp.projects.models import Dataset, Project
 
 
@@ -36,6 +38,20 @@ class Experiment(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class TrainingJobQuerySet(models.QuerySet):
+    def with_run_numbers(self):
+        """Each job's `run_number` in the same query (a correlated count, so a filter on status or a slice
+        of the outer query does not renumber the runs)."""
+        earlier = (
+            TrainingJob.objects.filter(experiment_id=OuterRef("experiment_id"), pk__lte=OuterRef("pk"))
+            .order_by()
+            .values("experiment_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return self.annotate(run_number=Subquery(earlier))
 
 
 class TrainingJob(models.Model):
@@ -76,11 +92,24 @@ class TrainingJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TrainingJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self):
         return f"job {self.pk} ({self.status})"
+
+    @cached_property
+    def run_number(self) -> int:
+        """Its place among its experiment's jobs in creation order: 1 for the first. Lists read it through
+        TrainingJob.objects.with_run_numbers() instead of one query per row."""
+        return TrainingJob.objects.filter(experiment_id=self.experiment_id, pk__lte=self.pk).count()
+
+    @property
+    def run_label(self) -> str:
+        """ "Run 2": how every page and the dashboard name a run (webapp.core.formatting.format_run)."""
+        return format_run(self.run_number)
 
     @property
     def is_terminal(self) -> bool:

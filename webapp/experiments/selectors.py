@@ -4,6 +4,8 @@ from django.db.models import Max, OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from webapp.core.formatting import format_percent, format_points
+
 from .checkpoints import checkpoint_epoch
 from .models import EpochMetric, Experiment, TrainedModel, TrainingJob
 
@@ -46,6 +48,14 @@ def experiments_for_project(project):
     return rows
 
 
+# The states in which a run may still change; the pages that show runs poll while one is in them.
+ACTIVE = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
+
+
+def project_has_active_runs(project) -> bool:
+    return TrainingJob.objects.filter(experiment__project=project, status__in=ACTIVE).exists()
+
+
 def experiment_for_user(user, experiment_id) -> Experiment:
     return get_object_or_404(
         Experiment.objects.select_related("project", "dataset", "base_experiment", "created_by"),
@@ -56,11 +66,11 @@ def experiment_for_user(user, experiment_id) -> Experiment:
 
 def experiment_jobs(experiment):
     """The experiment's jobs, newest first, each with its model (if any) in the same query."""
-    return experiment.jobs.select_related("model").order_by("-created_at", "-pk")
+    return experiment.jobs.with_run_numbers().select_related("model").order_by("-created_at", "-pk")
 
 
 def latest_job(experiment) -> TrainingJob | None:
-    return experiment.jobs.select_related("model").order_by("-created_at", "-pk").first()
+    return experiment.jobs.with_run_numbers().select_related("model").order_by("-created_at", "-pk").first()
 
 
 def job_resumable(job: TrainingJob | None) -> bool:
@@ -120,8 +130,8 @@ def versus_base(job) -> dict | None:
     if not base or not evaluation:
         return None
     points = round(100 * (evaluation["accuracy"] - base["accuracy"]), 1)
-    sign = "+" if points > 0 else ("\u2212" if points < 0 else "\u00b1")
-    summary = f"{sign}{abs(points):.1f} points against its base ({100 * base['accuracy']:.1f}% \u2192 {100 * evaluation['accuracy']:.1f}%)"
+    before, after = format_percent(base["accuracy"]), format_percent(evaluation["accuracy"])
+    summary = f"{format_points(points)} against its base ({before} \u2192 {after})"
     if points <= 0:
         summary += ": fine-tuning did not improve on the base model; the base model is at least as good"
     return {

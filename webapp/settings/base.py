@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Times are shown in the reader's zone, which their browser states in a cookie (static/js/timezone.js).
+    "webapp.core.timezones.ReaderTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -73,6 +75,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "webapp.core.context_processors.site",
             ],
+            # Every page formats percentages, durations, times, modes and backbones with these filters alone.
+            "builtins": ["webapp.core.templatetags.present"],
         },
     },
 ]

@@ -16,6 +16,7 @@ _MOBILENET_ROWS = (96, 128, 160, 192, 224)
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
+    label: str  # how pages name it ("VGG16")
     min_size: int  # smallest image side the base accepts
     blocks: dict  # unfreezable block name -> layer-name prefixes
     default_unfreeze: str  # the last block: what fine-tuning trains unless told otherwise
@@ -43,6 +44,7 @@ _MOBILENET_BLOCKS["top"] = ("Conv_1", "out_relu")
 SPECS: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
         name="vgg16",
+        label="VGG16",
         min_size=32,
         blocks={f"block{i}": (f"block{i}_",) for i in range(1, 6)},
         default_unfreeze="block5",
@@ -56,6 +58,7 @@ SPECS: dict[str, BackboneSpec] = {
     ),
     "mobilenet_v2": BackboneSpec(
         name="mobilenet_v2",
+        label="MobileNetV2",
         min_size=32,
         blocks=_MOBILENET_BLOCKS,
         default_unfreeze="top",

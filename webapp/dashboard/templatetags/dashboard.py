@@ -1,19 +1,9 @@
-"""Small formatting helpers for the dashboard templates."""
-
-from datetime import timedelta
+"""The dashboard's own template tag (values are formatted by the built-in filters of webapp/core/templatetags)."""
 
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from webapp.core.formatting import format_duration
-
 register = template.Library()
-
-
-@register.filter
-def span(value: timedelta | None) -> str:
-    """A duration for narrow table cells (webapp.core.formatting, as on every page)."""
-    return format_duration(value)
 
 
 @register.simple_tag
