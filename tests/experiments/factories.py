@@ -1,4 +1,5 @@
-"""Tiny projects and ready datasets written straight under storage (no ingest involved)."""
+"""Tiny projects and ready datasets written straight under storage (no ingest involved), and the rows and
+files a finished run leaves (no training involved)."""
 
 import io
 
@@ -6,6 +7,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from webapp.core import storage
+from webapp.experiments.models import EpochMetric, Experiment, TrainedModel, TrainingJob
 from webapp.projects.models import Dataset, DatasetClass, Project
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60)}
@@ -59,3 +61,48 @@ def make_dataset(project, *, status=Dataset.Status.READY, n_train=16, n_val=6, s
                 (folder / f"{i:03d}.jpg").write_bytes(_image(colour, rng))
         DatasetClass.objects.create(dataset=dataset, name=name, train_count=n_train, validation_count=n_val)
     return dataset
+
+
+def make_run(
+    project,
+    dataset,
+    *,
+    name="Bottleneck",
+    status=TrainingJob.Status.SUCCEEDED,
+    model=True,
+    base=None,
+    mode="bottleneck",
+):
+    """An experiment (BOTTLENECK's config, or FINETUNE's from `base`, stored as the service stores it)
+    with one run in `status`, its epoch metrics and checkpoint folder, and (when it succeeded and
+    `model`) a model whose folder holds a file, as training leaves them."""
+    from workers.ml.config import config_to_dict, parse_config
+
+    config = config_to_dict(parse_config(BOTTLENECK if mode == "bottleneck" else FINETUNE))
+    if base is not None:
+        config["base_experiment"] = base.pk
+    experiment = Experiment.objects.create(
+        project=project, dataset=dataset, name=name, mode=mode, backbone="vgg16", base_experiment=base, config=config
+    )
+    job = TrainingJob.objects.create(experiment=experiment, status=status, epochs=2)
+    EpochMetric.objects.create(job=job, epoch=1, loss=0.5, accuracy=0.7, val_loss=0.6, val_accuracy=0.65)
+    storage.atomic_write_bytes(storage.checkpoint_dir(job.pk) / "epoch-0001" / "state.json", b"{}")
+    if model and status == TrainingJob.Status.SUCCEEDED:
+        version = TrainedModel.objects.filter(project=project).count() + 1
+        row = TrainedModel.objects.create(
+            project=project, experiment=experiment, job=job, version=version, path="", size_bytes=9,
+            checksum="0" * 64, class_names=["green", "red"], image_size=[32, 32], backbone="vgg16",
+        )  # fmt: skip
+        row.path = storage.key_of(storage.model_dir(row.pk))
+        row.save(update_fields=["path"])
+        storage.atomic_write_bytes(storage.model_dir(row.pk) / "model.keras", b"weights")
+    return experiment
+
+
+def add_export(model: TrainedModel):
+    """A ready export of `model` with its folder."""
+    from webapp.exports.models import ModelExport
+
+    export = ModelExport.objects.create(model=model, format="keras", status="ready")
+    storage.atomic_write_bytes(storage.export_dir(export.pk) / "bundle.zip", b"zip")
+    return export

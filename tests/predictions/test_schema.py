@@ -85,6 +85,7 @@ def test_it_serves_the_schema_with_every_endpoint(client):
         "/api/v1/experiments/{experiment_id}/",
         "/api/v1/experiments/{experiment_id}/cancel/",
         "/api/v1/experiments/{experiment_id}/retry/",
+        "/api/v1/experiments/{experiment_id}/resume/",
         "/api/v1/projects/{project_id}/models/",
         "/api/v1/models/{model_id}/",
         "/api/v1/models/{model_id}/publish/",
@@ -104,6 +105,15 @@ def test_it_serves_the_schema_with_every_endpoint(client):
     ]
     upload = paths["/api/v1/projects/{project_id}/datasets/"]["post"]
     assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
+    # Managing things (issue 18): rename, delete refused with a 409 while something depends on the object.
+    for path in (
+        "/api/v1/experiments/{experiment_id}/",
+        "/api/v1/models/{model_id}/",
+        "/api/v1/datasets/{dataset_id}/",
+    ):
+        assert {"204", "404", "409"} <= set(paths[path]["delete"]["responses"]), path
+    assert {"200", "400", "404"} <= set(paths["/api/v1/experiments/{experiment_id}/"]["patch"]["responses"])
+    assert "200" in paths["/api/v1/projects/{project_id}/datasets/"]["get"]["responses"]
 
 
 @pytest.mark.django_db

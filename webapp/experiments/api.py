@@ -1,7 +1,7 @@
 """The experiments app's REST adapters: GET POST /api/v1/projects/{id}/experiments/,
-GET /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/, /retry/ and /resume/, and
-GET /api/v1/projects/{id}/models/ and PATCH /api/v1/models/{id}/ (its threshold; publishing a model is the
-predictions app's: it loads it into the serving cache)."""
+GET PATCH DELETE /api/v1/experiments/{id}/, POST /api/v1/experiments/{id}/cancel/, /retry/ and /resume/, and
+GET /api/v1/projects/{id}/models/ and PATCH DELETE /api/v1/models/{id}/ (its threshold; publishing a model is
+the predictions app's: it loads it into the serving cache)."""
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -25,7 +25,7 @@ from webapp.projects.selectors import project_for_user
 from workers.ml.config import ZOOM_PAIR_BOUNDS
 from workers.ml.options import MODES, OPTIONS, Option, section_options
 
-from . import selectors, services, thresholds
+from . import editing, selectors, services, thresholds
 from .models import Experiment, TrainedModel
 
 # --- the request body: built from the option declarations the engine validates with -------------
@@ -341,10 +341,42 @@ class ExperimentListView(GenericAPIView):
         return _response(experiment, status.HTTP_201_CREATED)
 
 
-class ExperimentDetailView(APIView):
+class ExperimentUpdateSerializer(StrictSerializer):
+    name = StrictCharField(required=False, max_length=120)
+    notes = StrictCharField(required=False, allow_blank=True)
+
+
+class ExperimentDetailView(GenericAPIView):
+    serializer_class = ExperimentSerializer
+    parser_classes = [BoundedJSONParser]
+
     @extend_schema(responses={200: ExperimentSerializer, **error_responses(404)}, tags=["experiments"])
     def get(self, request, experiment_id: int):
         return _response(selectors.experiment_for_user(request.user, experiment_id))
+
+    @extend_schema(
+        request=ExperimentUpdateSerializer,
+        responses={200: ExperimentSerializer, **error_responses(400, 404, 415)},
+        description="Rename the experiment and/or replace its notes; its config cannot change (clone it instead: "
+        "POST a new experiment with the changed config).",
+        tags=["experiments"],
+    )
+    def patch(self, request, experiment_id: int):
+        experiment = selectors.experiment_for_user(request.user, experiment_id)
+        data = ExperimentUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _response(editing.experiment_update(experiment=experiment, **data.validated_data))
+
+    @extend_schema(
+        responses={204: None, **error_responses(404, 409)},
+        description="Deletes the experiment with its runs, metrics, checkpoints, models and their exports. 409, "
+        "with the reason, while a run is queued or running (cancel it), one of its models is published "
+        "(unpublish it) or a fine-tune experiment starts from it (delete that first).",
+        tags=["experiments"],
+    )
+    def delete(self, request, experiment_id: int):
+        editing.experiment_delete(experiment=selectors.experiment_for_user(request.user, experiment_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ExperimentCancelView(APIView):
@@ -426,3 +458,13 @@ class ModelDetailView(GenericAPIView):
         else:
             model = thresholds.trained_model_threshold_set(model=model, threshold=given["threshold"])
         return Response(TrainedModelDetailSerializer(model).data)
+
+    @extend_schema(
+        responses={204: None, **error_responses(404, 409)},
+        description="Deletes the model's files and exports; the run that trained it stays in its experiment. "
+        "409, with the reason, while it is published or a fine-tune experiment starts from it.",
+        tags=["models"],
+    )
+    def delete(self, request, model_id: int):
+        editing.trained_model_delete(model=selectors.model_for_user(request.user, model_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,6 @@
 """The projects app's REST adapters: GET POST /api/v1/projects/, GET PATCH DELETE /api/v1/projects/{id}/,
-POST /api/v1/projects/{id}/datasets/ (multipart "archive" -> 202), GET DELETE /api/v1/datasets/{id}/,
+GET /api/v1/projects/{id}/datasets/ (its versions), POST there (multipart "archive" -> 202),
+GET DELETE /api/v1/datasets/{id}/,
 POST /api/v1/datasets/{id}/retry/ and POST /api/v1/datasets/{id}/without-leaks/."""
 
 from django.conf import settings
@@ -128,13 +129,45 @@ class DatasetUploadSerializer(StrictSerializer):
     )
 
 
-class DatasetUploadView(APIView):
+class DatasetSummarySerializer(serializers.ModelSerializer):
+    class_count = serializers.IntegerField(read_only=True)
+    train_count = serializers.IntegerField(read_only=True, allow_null=True, help_text="Null until it is ingested.")
+    validation_count = serializers.IntegerField(read_only=True, allow_null=True)
+    test_count = serializers.IntegerField(read_only=True, allow_null=True)
+    experiment_count = serializers.IntegerField(
+        read_only=True, help_text="Experiments trained on this version; while any is left it cannot be deleted."
+    )
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "version", "status", "source", "original_name", "progress", "class_count", "train_count",
+            "validation_count", "test_count", "experiment_count", "error", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class DatasetUploadView(GenericAPIView):
+    """GET: the project's dataset versions; POST: upload a new one."""
+
+    serializer_class = DatasetSummarySerializer
     parser_classes = [MultiPartParser]
+    pagination_class = StrictLimitOffsetPagination
 
     def initial(self, request, *args, **kwargs):
         # Before authentication: a signed-in browser's CSRF check already reads the multipart body.
         limit_upload(request, limit=settings.TL_MAX_UPLOAD_BYTES, setting="TL_MAX_UPLOAD_BYTES")
         super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        responses={200: DatasetSummarySerializer(many=True), **error_responses(400, 404)},
+        description="The project's dataset versions, newest first, with status, counts and dates.",
+        tags=["datasets"],
+    )
+    def get(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        page = self.paginate_queryset(selectors.datasets_for_project(project))
+        return self.get_paginated_response(DatasetSummarySerializer(page, many=True).data)
 
     @extend_schema(
         request={"multipart/form-data": DatasetUploadSerializer},
