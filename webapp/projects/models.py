@@ -36,6 +36,7 @@ class Dataset(models.Model):
         ZIP = "zip"
         FOLDER = "folder"
         IMPORT = "import"
+        SAMPLE = "sample"  # a Keras sample dataset (workers/ml/samples.py), written and ingested by the worker
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
     version = models.PositiveIntegerField()
