@@ -76,9 +76,9 @@ def test_it_deletes_an_experiment_with_its_runs_models_exports_and_their_files_a
 @pytest.mark.parametrize(
     ("status", "cancel_requested", "reason"),
     [
-        (Status.QUEUED, False, "Its run is queued; cancel it first."),
-        (Status.RUNNING, False, "Its run is running; cancel it first."),
-        (Status.RUNNING, True, "Its run is stopping after a cancel; delete it once the run shows cancelled."),
+        (Status.QUEUED, False, "its run is queued; cancel it first."),
+        (Status.RUNNING, False, "its run is running; cancel it first."),
+        (Status.RUNNING, True, "its run is stopping after a cancel; delete it once the run shows cancelled."),
     ],
 )
 def test_it_refuses_to_delete_an_experiment_while_a_run_is_active(project, dataset, status, cancel_requested, reason):
@@ -96,7 +96,7 @@ def test_it_refuses_to_delete_an_experiment_whose_model_is_published(project, da
     with pytest.raises(Conflict) as caught:
         editing.experiment_delete(experiment=experiment)
     assert caught.value.message == (
-        "Experiment 'Bottleneck' cannot be deleted: Its model v1 is published (the project's endpoint serves it); "
+        "Experiment 'Bottleneck' cannot be deleted: its model v1 is published (the project's endpoint serves it); "
         "unpublish it first."
     )
     assert storage.model_dir(experiment.models.get().pk).is_dir()
@@ -108,7 +108,7 @@ def test_it_refuses_to_delete_the_base_of_a_fine_tune_naming_the_fine_tune(proje
     with pytest.raises(Conflict) as caught:
         editing.experiment_delete(experiment=base)
     assert caught.value.message == (
-        f"Experiment 'Bottleneck' cannot be deleted: Fine-tune experiment 'Fine-tune block5' (#{finetune.pk}) "
+        f"Experiment 'Bottleneck' cannot be deleted: fine-tune experiment 'Fine-tune block5' (#{finetune.pk}) "
         "starts from it; delete the fine-tune first."
     )
     editing.experiment_delete(experiment=finetune)

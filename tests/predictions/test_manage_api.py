@@ -56,7 +56,7 @@ def test_it_deletes_an_experiment_only_once_nothing_runs(
     response = alice_api.delete(url)
     assert response.status_code == 409
     assert (
-        response.json()["detail"] == "Experiment 'Bottleneck' cannot be deleted: Its run is running; cancel it first."
+        response.json()["detail"] == "Experiment 'Bottleneck' cannot be deleted: its run is running; cancel it first."
     )
     job = experiment.jobs.get()
     experiment.jobs.update(status=Status.FAILED)

@@ -54,14 +54,14 @@ def experiment_delete_refusal(experiment: Experiment) -> str | None:
     job = experiment.jobs.filter(status__in=_ACTIVE).order_by("-created_at").first()
     if job is not None:
         if job.cancel_requested:
-            return f"Its run is stopping after a cancel; delete it once the run shows {Status.CANCELLED}."
-        return f"Its run is {job.status}; cancel it first."
+            return f"its run is stopping after a cancel; delete it once the run shows {Status.CANCELLED}."
+        return f"its run is {job.status}; cancel it first."
     published = experiment.models.filter(published=True).first()
     if published is not None:
-        return f"Its model v{published.version} is published (the project's endpoint serves it); unpublish it first."
+        return f"its model v{published.version} is published (the project's endpoint serves it); unpublish it first."
     finetunes = Experiment.objects.filter(base_experiment=experiment).order_by("created_at")
     if finetunes.exists():
-        return f"Fine-tune experiment {_names(finetunes)} starts from it; delete the fine-tune first."
+        return f"fine-tune experiment {_names(finetunes)} starts from it; delete the fine-tune first."
     return None
 
 
