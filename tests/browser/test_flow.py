@@ -35,7 +35,7 @@ def test_upload_train_publish_and_try_a_model(signed_in, tmp_path, clean_broker)
         screenshot(page, "02-project")
 
         # A folder of images through the folder picker, sent in batches with relative paths.
-        page.get_by_role("link", name="Upload data").click()
+        page.get_by_role("link", name="Upload data").first.click()
         page.set_input_files("input[webkitdirectory]", str(folder))
         assert "56 files" in page.locator(".folder-summary").inner_text()
         screenshot(page, "03-dataset-upload")
@@ -57,15 +57,17 @@ def test_upload_train_publish_and_try_a_model(signed_in, tmp_path, clean_broker)
         page.get_by_label("Epochs").fill("2")
         page.get_by_label("Batch size").fill("8")
         page.get_by_label("Head units").fill("16")
-        # Preview what the augmentation options do to this dataset's training images.
+        # Preview what the augmentation options do to this dataset's training images (a mode that
+        # augments shows them; back in bottleneck mode they are hidden and not sent).
+        page.get_by_label("Mode", exact=True).select_option("finetune")
         page.get_by_label("Rotation range").fill("30")
         page.get_by_label("Horizontal flip").check()
         page.get_by_role("button", name="Preview augmentation").click()
         page.locator("#aug-preview .aug-row img").first.wait_for(timeout=60_000)
         assert page.locator("#aug-preview .aug-row").count() == 2
         assert page.locator("#aug-preview .aug-row").first.locator("img").count() == 5
-        page.get_by_label("Rotation range").fill("0")
-        page.get_by_label("Horizontal flip").uncheck()
+        page.get_by_label("Mode", exact=True).select_option("bottleneck")
+        assert not page.get_by_label("Rotation range").is_visible()
         screenshot(page, "05-new-experiment")
         page.get_by_role("button", name="Start").click()
         page.wait_for_url(re.compile(r"/experiments/\d+/$"))

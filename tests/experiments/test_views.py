@@ -103,6 +103,53 @@ def test_a_bad_option_is_reported_beside_its_field(client, alice, project, datas
     assert not Experiment.objects.exists()
 
 
+def test_the_page_lists_every_error_at_once_under_the_fields_labels(client, alice, project, dataset):
+    client.force_login(alice)
+    bad = form_data(
+        dataset,
+        mode="finetune",
+        optimizer="sgd",
+        epochs=0,
+        batch_size="many",
+        learning_rate=2,
+        momentum=1,
+        rotation_range=400,
+        width_shift_range=1,
+    )
+    for name in ("weights", "head_units", "head_dropout", "head_pooling", "head_normalize"):
+        bad.pop(name)  # as the page sends a fine-tune: these are disabled in finetune mode
+    response = client.post(reverse("experiments:create", args=[project.pk]), bad)
+    page = response.content.decode()
+    summary = page[page.index('id="error-summary"') : page.index("</ul>", page.index('id="error-summary"'))]
+    assert "6 problems to fix" in summary and summary.count("<li>") == 6
+    for line in (
+        'href="#id_epochs" data-field="id_epochs">Epochs: must be in [1, 1000], got 0',
+        ">Batch size: Enter a whole number.",
+        ">Learning rate: must be in (0, 1], got 2.0",
+        ">Momentum: must be in [0, 1), got 1.0",
+        ">Rotation range: must be in [0, 360], got 400.0",
+        ">Width shift range: must be in [0, 1), got 1.0",
+    ):
+        assert line in summary, line
+    assert "augmentation.rotation_range" not in page  # labels, not config keys
+    assert response.context["form"]["rotation_range"].errors == ["must be in [0, 360], got 400.0"]
+    assert not Experiment.objects.exists()
+
+
+def test_fields_a_mode_does_not_read_may_be_left_out(client, alice, project, dataset):
+    """The page disables what the mode does not read, so a scratch run sends no head or backbone."""
+    client.force_login(alice)
+    data = form_data(dataset, mode="scratch")
+    for name in ("backbone", "weights", "head_units", "head_dropout", "head_pooling", "head_normalize", "momentum"):
+        data.pop(name)
+    response = client.post(reverse("experiments:create", args=[project.pk]), data)
+    assert response.status_code == 302, response.context["form"].errors
+    assert Experiment.objects.get().config["mode"] == "scratch"
+    # A field the mode reads may not be left out.
+    response = client.post(reverse("experiments:create", args=[project.pk]), form_data(dataset, head_units=""))
+    assert response.context["form"]["head_units"].errors == ["This field is required."]
+
+
 def test_a_valid_form_starts_the_experiment(
     client, alice, project, dataset, clean_broker, django_capture_on_commit_callbacks
 ):
@@ -141,7 +188,9 @@ def test_the_experiment_page_polls_while_running_and_shows_the_evaluation_when_d
     assert "Confusion matrix" in partial and "validation/red/001.jpg" in partial and "75.0%" in partial
     # The runs table outside the polled block is refreshed out of band with the final status.
     runs = partial[partial.index('id="job-runs"') :]
-    assert 'hx-swap-oob="true"' in runs[:80] and '<span class="badge succeeded">succeeded</span>' in runs
+    assert 'hx-swap-oob="morph"' in runs[:80] and '<span class="badge succeeded">succeeded</span>' in runs
+    # One state everywhere: the banner is the same row's, so no stale "is queued" stays above it.
+    assert "Run 1 succeeded." in partial and "is queued" not in partial
 
 
 def test_cancel_and_retry_buttons_call_the_services(
@@ -241,7 +290,7 @@ def test_a_fine_tune_that_lost_to_its_base_says_so_on_its_page_compare_and_api(c
     assert "\u22123.8 points against its base (78.8% \u2192 75.0%)" in page
     assert "fine-tuning did not improve on the base model" in page
     compare = client.get(reverse("experiments:compare", args=[project.pk]), {"experiment": experiment.pk})
-    assert "-3.8 points (no gain)" in compare.content.decode()
+    assert "\u22123.8 points (no gain)" in compare.content.decode()
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice)[1]}")
     body = api.get(f"/api/v1/experiments/{experiment.pk}/").json()
@@ -311,3 +360,18 @@ def test_a_validation_only_number_is_labelled_optimistic(client, alice, project,
     client.force_login(alice)
     page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
     assert "validation (used to choose the epoch: optimistic)" in page and "No test split" in page
+
+
+def test_the_lists_refresh_only_while_a_run_is_active(client, alice, project, experiment):
+    client.force_login(alice)
+    job = TrainingJob.objects.create(experiment=experiment, status=Status.RUNNING, progress=0.5)
+    rows_url = reverse("experiments:list", args=[project.pk]) + "?rows=1"
+    models_url = reverse("experiments:models", args=[project.pk]) + "?rows=1"
+    rows = client.get(rows_url).content.decode()
+    assert 'id="experiment-rows"' in rows[:200]
+    assert f'hx-get="{rows_url}"' in rows and "<html" not in rows and "50%" in rows
+    assert f'hx-get="{models_url}"' in client.get(models_url).content.decode()
+    TrainingJob.objects.filter(pk=job.pk).update(status=Status.SUCCEEDED, progress=1.0)
+    rows = client.get(rows_url).content.decode()
+    assert "hx-get" not in rows and "badge succeeded" in rows and "50%" not in rows
+    assert "hx-get" not in client.get(models_url).content.decode()

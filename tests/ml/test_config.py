@@ -148,3 +148,36 @@ def test_it_does_not_import_tensorflow():
         env={**os.environ, "PYTHONPATH": str(repo)},
     )
     assert out.stdout.strip() == "False"
+
+
+def test_it_collects_every_error_at_once_with_collect():
+    from workers.ml.errors import ConfigErrors
+
+    bad = {
+        "mode": "bottleneck",
+        "epochs": 0,
+        "learning_rate": 2,
+        "momentum": 0.5,
+        "bogus": 1,
+        "head": {"units": 0},
+        "augmentation": {"rotation_range": 400, "horizontal_flip": True, "rescale": 0.5},
+    }
+    with pytest.raises(ConfigErrors) as caught:
+        parse_config(bad, collect=True)
+    found = {e.key: e.message for e in caught.value.errors}
+    assert found == {
+        "bogus": "unknown option",
+        "epochs": "must be in [1, 1000], got 0",
+        "learning_rate": "must be in (0, 1], got 2",
+        "momentum": "only the sgd optimizer uses momentum (this config uses rmsprop); remove it",
+        "head.units": "must be in [1, 8192], got 0",
+        "augmentation.rotation_range": "must be in [0, 360], got 400",
+        "augmentation.horizontal_flip": "bottleneck mode computes features once, so it cannot augment; "
+        "use finetune or scratch mode for augmentation",
+        "augmentation.rescale": "not allowed in bottleneck mode: the backbone applies its own preprocessing to raw "
+        "0-255 pixels; use it in scratch mode only",
+    }
+    # Without collect the first one is raised alone, as before.
+    with pytest.raises(ConfigError) as first:
+        parse_config(bad)
+    assert not isinstance(first.value, ConfigErrors) and first.value.key == "bogus"

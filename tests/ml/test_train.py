@@ -40,6 +40,9 @@ def test_it_learns_in_bottleneck_mode_and_saves_a_full_model(bottleneck_run):
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert set(result.history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
     assert result.timings["cache_hit"] is False and result.timings["feature_extraction_s"] > 0
+    # What duration estimates are measured from: every image extracted once, then 4 epochs over them all.
+    assert result.timings["images_per_epoch"] == 3 * (30 + 10)  # three_class_dir's train and validation images
+    assert result.timings["extracted_images"] == 3 * (30 + 10) and result.timings["epochs_trained"] == 4
     info = json.loads((result.model_dir / "model.json").read_text())
     assert info["image_size"] == [32, 32] and info["backbone"] == "vgg16"
     assert info["sha256"] == result.sha256 and info["output"] == "softmax"

@@ -31,17 +31,25 @@ Status = TrainingJob.Status
 # --- experiments -----------------------------------------------------------------------------
 
 
-def _validate_config(config: dict):
-    """The engine's own validation (no TensorFlow imported), as a ServiceError naming the key."""
+def experiment_config_validate(*, config: dict):
+    """The engine's own validation (no TensorFlow imported) of every key at once.
+
+    Returns the ExperimentConfig; raises ServiceError naming the first key, whose ``errors`` list
+    every problem as {field: config key, index: None, message: the engine's words}.
+    """
     from workers.ml.config import parse_config
     from workers.ml.errors import ConfigError
 
     if not isinstance(config, dict):
         raise ServiceError("The experiment config must be a JSON object.", field="config")
     try:
-        return parse_config(config)
+        return parse_config(config, collect=True)
     except ConfigError as exc:
-        raise ServiceError(str(exc), field=exc.key) from None
+        problems = getattr(exc, "errors", [exc])
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        error = ServiceError(str(exc) + more, field=exc.key)
+        error.errors = [{"field": e.key, "index": None, "message": e.message} for e in problems]
+        raise error from None
 
 
 def _check_training_memory(cfg, dataset: Dataset) -> None:
@@ -108,7 +116,7 @@ def experiment_create(
         raise ServiceError(
             f"Dataset v{dataset.version} is {dataset.status}; only a ready dataset can be trained on.", field="dataset"
         )
-    cfg = _validate_config(config)
+    cfg = experiment_config_validate(config=config)
     _check_training_memory(cfg, dataset)
     base = None
     if cfg.mode == Experiment.Mode.FINETUNE:

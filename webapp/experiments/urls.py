@@ -7,6 +7,7 @@ _exp = "projects/<int:project_id>/experiments/<int:experiment_id>"
 urlpatterns = [
     path("projects/<int:project_id>/experiments/", views.experiment_list, name="list"),
     path("projects/<int:project_id>/experiments/new/", views.experiment_create, name="create"),
+    path("projects/<int:project_id>/experiments/estimate/", views.experiment_estimate, name="estimate"),
     path(
         "projects/<int:project_id>/experiments/augmentation-preview/",
         preview.augmentation_preview,
@@ -15,6 +16,8 @@ urlpatterns = [
     path(f"{_exp}/", views.experiment_detail, name="detail"),
     path(f"{_exp}/status/", views.experiment_status, name="status"),
     path(f"{_exp}/metrics.json", views.experiment_metrics, name="metrics"),
+    path(f"{_exp}/edit/", views.experiment_edit, name="edit"),
+    path(f"{_exp}/delete/", views.experiment_delete, name="delete"),
     path("projects/<int:project_id>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
     path("projects/<int:project_id>/jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),
     path("projects/<int:project_id>/jobs/<int:job_id>/resume/", views.job_resume, name="job_resume"),
@@ -23,4 +26,5 @@ urlpatterns = [
     path("projects/<int:project_id>/models/<int:model_id>/publish/", views.model_publish, name="model_publish"),
     path("projects/<int:project_id>/models/<int:model_id>/unpublish/", views.model_unpublish, name="model_unpublish"),
     path("projects/<int:project_id>/models/<int:model_id>/threshold/", views.model_threshold, name="model_threshold"),
+    path("projects/<int:project_id>/models/<int:model_id>/delete/", views.model_delete, name="model_delete"),
 ]

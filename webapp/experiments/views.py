@@ -13,7 +13,8 @@ from webapp.core.errors import ServiceError
 from webapp.projects.models import Dataset
 from webapp.projects.selectors import project_for_user
 
-from . import selectors, services, thresholds
+from . import editing, estimates, selectors, services, thresholds
+from .clone import clone_initial
 from .forms import PRESETS, ExperimentForm
 from .jobqueue import BrokerUnavailable
 
@@ -29,7 +30,11 @@ def _experiment(request, project_id, experiment_id):
 def experiment_list(request, project_id):
     project = project_for_user(request.user, project_id)
     rows = selectors.experiments_for_project(project)
-    return render(request, "experiments/experiment_list.html", {"project": project, "experiments": rows})
+    live = any(row.latest_status in selectors.ACTIVE for row in rows)
+    context = {"project": project, "experiments": rows, "live": live}
+    # ?rows=1: only the rows, which the page polls while a run is active (templates/experiments/_experiment_rows.html).
+    template = "experiments/_experiment_rows.html" if request.GET.get("rows") else "experiments/experiment_list.html"
+    return render(request, template, context)
 
 
 @login_required
@@ -38,40 +43,87 @@ def experiment_create(request, project_id):
     datasets = project.datasets.filter(status=Dataset.Status.READY).order_by("-version")
     preset = PRESETS.get(request.GET.get("preset", ""))
     initial = dict(preset["initial"]) if preset else {}
+    if request.GET.get("clone"):  # "Clone with changes": the form filled from that experiment
+        initial = _clone_initial(request, project)
     bases = selectors.bottleneck_bases_for_project(project)
     if datasets:
         initial.setdefault("dataset", datasets[0].pk)
     if initial.get("mode") == "finetune" and bases:
         initial.setdefault("base_experiment", bases[0].pk)  # the newest trained bottleneck run
     form = ExperimentForm(request.POST or None, initial=initial, project=project, datasets=datasets, bases=bases)
-    config = form.to_config() if request.method == "POST" and form.is_valid() else None
-    if config is not None and form.is_valid():  # to_config adds errors for fields the mode does not use
-        try:
-            experiment = services.experiment_create(
-                project=project,
-                dataset=form.cleaned_data["dataset"],
-                config=config,
-                name=form.cleaned_data["name"],
-                notes=form.cleaned_data["notes"],
-                user=request.user,
-            )
-        except BrokerUnavailable as exc:
-            messages.error(request, exc.message)
-            return redirect("experiments:detail", project_id=project.pk, experiment_id=exc.job.experiment_id)
-        except ServiceError as exc:
-            form.add_service_error(exc)
-        else:
-            messages.success(request, f"Experiment {experiment.name} is queued.")
-            return redirect("experiments:detail", project_id=project.pk, experiment_id=experiment.pk)
-    context = {"project": project, "form": form, "presets": PRESETS, "has_datasets": datasets.exists()}
+    if request.method == "POST":
+        started = _start_from_form(request, project, form)
+        if started is not None:
+            return started
+    context = {
+        "project": project,
+        "form": form,
+        "presets": PRESETS,
+        "preset_values": form.preset_values(PRESETS),
+        "estimate": estimates.estimate_from_query(project=project, query=form.estimate_query()),
+        "has_datasets": datasets.exists(),
+    }
     return render(request, "experiments/experiment_form.html", context)
 
 
+def _start_from_form(request, project, form):
+    """Start the form's experiment, or put every error on the form at once: the fields' types, then
+    the engine's rules on all that parsed (the page then lists them all). A redirect, or None."""
+    form.is_valid()
+    config = form.to_config()
+    try:
+        if form.errors or config is None:
+            if config is not None:
+                services.experiment_config_validate(config=config)
+            return None
+        experiment = services.experiment_create(
+            project=project,
+            dataset=form.cleaned_data["dataset"],
+            config=config,
+            name=form.cleaned_data["name"],
+            notes=form.cleaned_data["notes"],
+            user=request.user,
+        )
+    except BrokerUnavailable as exc:
+        messages.error(request, exc.message)
+        return redirect("experiments:detail", project_id=project.pk, experiment_id=exc.job.experiment_id)
+    except ServiceError as exc:
+        form.add_service_error(exc)
+        return None
+    # No "is queued" message: the page's status banner says so, and changes with the job.
+    return redirect("experiments:detail", project_id=project.pk, experiment_id=experiment.pk)
+
+
+@login_required
+@require_GET
+def experiment_estimate(request, project_id):
+    """How long the new-experiment form's run would take here (an htmx partial beside Start)."""
+    project = project_for_user(request.user, project_id)
+    estimate = estimates.estimate_from_query(project=project, query=request.GET)
+    return render(request, "experiments/_estimate.html", {"estimate": estimate})
+
+
+def _clone_initial(request, project) -> dict:
+    raw = request.GET["clone"]
+    source = project.experiments.select_related("dataset").filter(pk=int(raw) if raw.isdigit() else 0).first()
+    if source is None:
+        raise Http404("No such experiment in this project to clone.")
+    initial, left_out = clone_initial(source)
+    if request.method == "GET":
+        messages.info(request, f"The form holds the settings of {source.name}: change what you want and start it.")
+        for note in left_out:
+            messages.warning(request, f"Not carried over: {note}.")
+    return initial
+
+
 def _status_context(experiment):
-    job = selectors.latest_job(experiment)
+    # One read of the runs for the badge, the banner and the runs table, so they cannot disagree.
+    jobs = list(selectors.experiment_jobs(experiment))
+    job = jobs[0] if jobs else None
     return {
         "experiment": experiment,
         "project": experiment.project,
+        "jobs": jobs,
         "job": job,
         "eta": job.eta() if job else None,
         "resumable": selectors.job_resumable(job),
@@ -83,7 +135,6 @@ def _status_context(experiment):
 def experiment_detail(request, project_id, experiment_id):
     experiment = _experiment(request, project_id, experiment_id)
     context = _status_context(experiment)
-    context["jobs"] = selectors.experiment_jobs(experiment)
     context["config_json"] = json.dumps(experiment.config, indent=2, sort_keys=True)
     return render(request, "experiments/experiment_detail.html", context)
 
@@ -96,7 +147,7 @@ def experiment_status(request, project_id, experiment_id):
     context = _status_context(experiment)
     # The runs table lives outside the polled block; send it along out of band so a run's end
     # shows there too without a reload.
-    context.update(jobs=selectors.experiment_jobs(experiment), oob=True)
+    context["oob"] = True
     return render(request, "experiments/_status.html", context)
 
 
@@ -117,7 +168,7 @@ def experiment_metrics(request, project_id, experiment_id):
     )
 
 
-def _job_action(request, project_id, job_id, action, done_message):
+def _job_action(request, project_id, job_id, action):
     job = selectors.job_for_user(request.user, job_id)
     if job.experiment.project_id != project_id:
         raise Http404("No such job in this project.")
@@ -127,37 +178,39 @@ def _job_action(request, project_id, job_id, action, done_message):
         messages.error(request, exc.message)
     except ServiceError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, done_message)
+    # Success says nothing here: the status block's banner shows the job's new state, from its row,
+    # and changes with it; a flash message ("A new run is queued.") would go stale above it.
     return redirect("experiments:detail", project_id=project_id, experiment_id=job.experiment_id)
 
 
 @login_required
 @require_POST
 def job_cancel(request, project_id, job_id):
-    return _job_action(request, project_id, job_id, services.training_job_cancel, "Cancel requested.")
+    return _job_action(request, project_id, job_id, services.training_job_cancel)
 
 
 @login_required
 @require_POST
 def job_retry(request, project_id, job_id):
-    return _job_action(request, project_id, job_id, services.training_job_retry, "A new run is queued.")
+    return _job_action(request, project_id, job_id, services.training_job_retry)
 
 
 @login_required
 @require_POST
 def job_resume(request, project_id, job_id):
-    return _job_action(
-        request, project_id, job_id, services.training_job_resume, "The run is queued to continue from its checkpoint."
-    )
+    return _job_action(request, project_id, job_id, services.training_job_resume)
 
 
 @login_required
 def model_list(request, project_id):
     project = project_for_user(request.user, project_id)
     models = selectors.models_for_project(project)
+    live = selectors.project_has_active_runs(project)
+    if request.GET.get("rows"):  # the table alone, polled while a run is active (_model_rows.html)
+        return render(request, "experiments/_model_rows.html", {"project": project, "models": models, "live": live})
     context = {
         "project": project,
+        "live": live,
         "models": models,
         "thresholds": thresholds.threshold_controls(models),
         "has_published": any(m.published for m in models),
@@ -222,3 +275,66 @@ def model_unpublish(request, project_id, model_id):
     services.trained_model_unpublish(model=model)
     messages.success(request, f"Model v{model.version} is no longer served.")
     return redirect("experiments:models", project_id=project_id)
+
+
+# --- rename, notes, delete (docs/decisions.md, "Deleting experiments and models") -----------------
+
+
+@login_required
+@require_POST
+def experiment_edit(request, project_id, experiment_id):
+    experiment = _experiment(request, project_id, experiment_id)
+    try:
+        editing.experiment_update(
+            experiment=experiment, name=request.POST.get("name", ""), notes=request.POST.get("notes", "")
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Experiment {experiment.name} saved.")
+    return redirect("experiments:detail", project_id=project_id, experiment_id=experiment.pk)
+
+
+@login_required
+def experiment_delete(request, project_id, experiment_id):
+    """GET: what the delete removes, or why it is refused; POST: delete."""
+    experiment = _experiment(request, project_id, experiment_id)
+    if request.method == "POST":
+        try:
+            editing.experiment_delete(experiment=experiment)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return redirect("experiments:detail", project_id=project_id, experiment_id=experiment.pk)
+        messages.success(request, f"Experiment {experiment.name}, its runs and models were deleted.")
+        return redirect("experiments:list", project_id=project_id)
+    context = {
+        "project": experiment.project,
+        "experiment": experiment,
+        "refusal": editing.experiment_delete_refusal(experiment),
+        "runs": experiment.jobs.count(),
+        "models": list(experiment.models.order_by("-version")),
+    }
+    return render(request, "experiments/experiment_confirm_delete.html", context)
+
+
+@login_required
+def model_delete(request, project_id, model_id):
+    """GET: what the delete removes, or why it is refused; POST: delete."""
+    model = selectors.model_for_user(request.user, model_id)
+    if model.project_id != project_id:
+        raise Http404("No such model in this project.")
+    if request.method == "POST":
+        try:
+            editing.trained_model_delete(model=model)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Model v{model.version}, its files and exports were deleted.")
+        return redirect("experiments:models", project_id=project_id)
+    context = {
+        "project": model.project,
+        "model": model,
+        "refusal": editing.trained_model_delete_refusal(model),
+        "exports": model.exports.count(),
+    }
+    return render(request, "experiments/model_confirm_delete.html", context)

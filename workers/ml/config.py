@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from workers.ml.errors import ConfigError
+from workers.ml.errors import ConfigError, ConfigErrors
 from workers.ml.options import (  # noqa: F401  (re-exported: callers import the vocabulary from here)
     DEVICES,
     FILL_MODES,
     MODES,
     OPTIMIZERS,
+    OPTIONS,
     POOLINGS,
     WEIGHTS,
     Option,
@@ -122,6 +123,28 @@ class ExperimentConfig:
 # --- parsing helpers -------------------------------------------------------------------
 
 
+class _Errors:
+    """Where parsing puts each ConfigError: raised at once, or kept to report every one together
+    (``parse_config(..., collect=True)``, which the form uses to show all of them at once)."""
+
+    def __init__(self, collect: bool):
+        self.collect = collect
+        self.items: list[ConfigError] = []
+
+    def add(self, exc: ConfigError) -> None:
+        if not self.collect:
+            raise exc
+        self.items.append(exc)
+
+    def check(self, fn, *args, fallback=None, **kwargs):
+        """``fn(*args, **kwargs)``; on a ConfigError, record it and go on with ``fallback``."""
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            self.add(exc)
+            return fallback
+
+
 def _number(value, path, lo, hi, *, integer=False, lo_open=False, hi_open=False):
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
@@ -154,12 +177,16 @@ def _value(data: dict, opt: Option, mode: str | None = None):
     raise ValueError(f"{opt.key}: no plain reader for kind {opt.kind!r}")
 
 
-def _reject_unknown(data, allowed, prefix=""):
+def _reject_unknown(data, allowed, prefix="", errors: _Errors | None = None) -> bool:
+    """Record each key of ``data`` not in ``allowed``; False (nothing else to read) when it is no object."""
+    errors = errors or _Errors(collect=False)
     if not isinstance(data, dict):
-        raise ConfigError(prefix.rstrip(".") or "config", "must be an object")
+        errors.add(ConfigError(prefix.rstrip(".") or "config", "must be an object"))
+        return False
     for key in data:
         if key not in allowed:
-            raise ConfigError(f"{prefix}{key}", "unknown option")
+            errors.add(ConfigError(f"{prefix}{key}", "unknown option"))
+    return True
 
 
 _AUG_FIELDS = tuple(AugmentationConfig.__dataclass_fields__)
@@ -175,7 +202,7 @@ _UNUSED_BECAUSE = {
 }
 
 
-def _refuse_unused(data: dict, mode: str) -> None:
+def _refuse_unused(data: dict, mode: str, errors: _Errors) -> None:
     for key in data:
         if key in _TOP_KEYS and key not in MODE_KEYS[mode]:
             why_weights = (
@@ -184,7 +211,22 @@ def _refuse_unused(data: dict, mode: str) -> None:
                 else "scratch mode starts from random weights"
             )
             reason = _UNUSED_BECAUSE[key].format(mode=mode, why_weights=why_weights)
-            raise ConfigError(key, f"not used in {mode} mode ({reason}); remove it")
+            errors.add(ConfigError(key, f"not used in {mode} mode ({reason}); remove it"))
+
+
+def _refuse_unrequired(data: dict, values: dict, errors: _Errors) -> None:
+    """Options read only when another has given values (options.py ``requires``, e.g. sgd's momentum)."""
+    for opt in OPTIONS:
+        if opt.requires and opt.section is None and opt.key in data:
+            other, allowed = opt.requires
+            if values.get(other) not in allowed:
+                errors.add(
+                    ConfigError(
+                        opt.key,
+                        f"only the {' or '.join(allowed)} {other} uses {opt.name} "
+                        f"(this config uses {values.get(other)}); remove it",
+                    )
+                )
 
 
 _TOP_KEYS = top_level_keys()
@@ -205,58 +247,62 @@ def _parse_zoom(value, opt: Option):
     return _number(value, opt.key, opt.lo, opt.hi, lo_open=opt.lo_open, hi_open=opt.hi_open)
 
 
-def parse_augmentation(data: dict | None, mode: str) -> AugmentationConfig:
-    """Validate the ``augmentation`` section; mode decides which options are allowed."""
-    data = {} if data is None else data
-    p = "augmentation."
-    if "zca_whitening" in data or "zca_epsilon" in data:
-        key = "zca_whitening" if "zca_whitening" in data else "zca_epsilon"
-        raise ConfigError(
-            p + key,
-            "ZCA whitening is not supported (Keras 3 has no layer for "
-            "it and it does not scale to full-size images); remove it",
-        )
-    _reject_unknown(data, _AUG_FIELDS, p)
-    values = {}
-    for opt in section_options("augmentation"):
-        values[opt.name] = (
-            _parse_zoom(data.get(opt.name, opt.default), opt) if opt.kind == "zoom" else _value(data, opt)
-        )
-    if values["rescale"] == 0:
-        raise ConfigError(p + "rescale", "must not be 0")
-    aug = AugmentationConfig(**values)
-    if mode != "scratch":
+def _unused_augmentation(opt: Option, mode: str) -> str:
+    if opt.modes == ("scratch",):
         # A pretrained backbone expects raw 0-255 pixels through its own preprocess_input;
         # rescaling or standardising in front of it measured at chance level (docs/decisions.md, "Preprocessing inside the model").
-        for name in (
-            "rescale",
-            "featurewise_center",
-            "featurewise_std_normalization",
-            "samplewise_center",
-            "samplewise_std_normalization",
-        ):
-            if data.get(name) not in (None, False):
-                raise ConfigError(
-                    p + name,
-                    f"not allowed in {mode} mode: the backbone applies "
-                    "its own preprocessing to raw 0-255 pixels; use it in "
-                    "scratch mode only",
-                )
-    if mode == "bottleneck" and aug.has_random_transforms:
-        name = next(k for k in _AUG_FIELDS if k in data and data[k] != getattr(AugmentationConfig(), k))
-        raise ConfigError(
-            p + name,
-            "bottleneck mode computes features once, so it cannot "
-            "augment; use finetune or scratch mode for augmentation",
+        return (
+            f"not allowed in {mode} mode: the backbone applies its own preprocessing to raw 0-255 pixels; "
+            "use it in scratch mode only"
         )
-    return aug
+    return "bottleneck mode computes features once, so it cannot augment; use finetune or scratch mode for augmentation"
 
 
-def _parse_head(data: dict | None) -> HeadConfig:
+def parse_augmentation(data: dict | None, mode: str, *, errors: _Errors | None = None) -> AugmentationConfig:
+    """Validate the ``augmentation`` section; mode decides which options are allowed."""
+    errors = errors or _Errors(collect=False)
+    data = {} if data is None else data
+    p = "augmentation."
+    for key in ("zca_whitening", "zca_epsilon"):
+        if isinstance(data, dict) and key in data:
+            errors.add(
+                ConfigError(
+                    p + key,
+                    "ZCA whitening is not supported (Keras 3 has no layer for "
+                    "it and it does not scale to full-size images); remove it",
+                )
+            )
+    if not _reject_unknown(data, (*_AUG_FIELDS, "zca_whitening", "zca_epsilon"), p, errors):
+        return AugmentationConfig()
+    values = {}
+    for opt in section_options("augmentation"):
+        if opt.kind == "zoom":
+            values[opt.name] = errors.check(_parse_zoom, data.get(opt.name, opt.default), opt, fallback=opt.default)
+        else:
+            values[opt.name] = errors.check(_value, data, opt, fallback=opt.default)
+    if values["rescale"] == 0:
+        errors.add(ConfigError(p + "rescale", "must not be 0"))
+        values["rescale"] = None
+    default = AugmentationConfig()
+    for opt in section_options("augmentation"):
+        # An option this mode would ignore, changed from its default, is refused rather than dropped.
+        value = values[opt.name]
+        unchanged = (
+            AugmentationConfig(zoom_range=value).zoom_bounds == default.zoom_bounds
+            if opt.kind == "zoom"
+            else value == getattr(default, opt.name)
+        )
+        if mode not in opt.modes and opt.name in data and not unchanged:
+            errors.add(ConfigError(opt.key, _unused_augmentation(opt, mode)))
+    return AugmentationConfig(**values)
+
+
+def _parse_head(data: dict | None, errors: _Errors) -> HeadConfig:
     data = {} if data is None else data
     options = section_options("head")
-    _reject_unknown(data, tuple(o.name for o in options), "head.")
-    return HeadConfig(**{o.name: _value(data, o) for o in options})
+    if not _reject_unknown(data, tuple(o.name for o in options), "head.", errors):
+        return HeadConfig()
+    return HeadConfig(**{o.name: errors.check(_value, data, o, fallback=o.default) for o in options})
 
 
 def _parse_image_size(value, min_size):
@@ -268,51 +314,78 @@ def _parse_image_size(value, min_size):
     return tuple(_number(v, opt.key, max(min_size, opt.lo), opt.hi, integer=True) for v in value)
 
 
-def parse_config(data: dict) -> ExperimentConfig:
-    """Validate a JSON experiment config (workers/ml/options.py) into an ``ExperimentConfig``.
-
-    Unknown keys and out-of-range values raise ``ConfigError`` naming the dotted key, e.g.
-    ``augmentation.rotaton_range: unknown option``. ``base_experiment`` is accepted and
-    ignored (the platform turns it into ``base_model_dir``).
-    """
-    _reject_unknown(data, _TOP_KEYS)
-    if "mode" not in data:
-        raise ConfigError("mode", f"is required (one of {', '.join(MODES)})")
-    mode = _value(data, option("mode"))
-    _refuse_unused(data, mode)
-    backbone = _value(data, option("backbone"))
-    spec = BACKBONE_SPECS[backbone]
+def _parse_unfreeze(data: dict, backbone: str) -> tuple[str, ...]:
     unfreeze = data.get("unfreeze") or [SPECS[backbone].default_unfreeze]
     if isinstance(unfreeze, str):
         unfreeze = [unfreeze]
     if not isinstance(unfreeze, (list, tuple)) or not all(isinstance(u, str) for u in unfreeze):
         raise ConfigError("unfreeze", "must be a block name or a list of block names")
+    blocks = BACKBONE_SPECS[backbone]["blocks"]
     for name in unfreeze:
-        if name not in spec["blocks"]:
-            raise ConfigError("unfreeze", f"unknown block {name!r} for {backbone}; one of {', '.join(spec['blocks'])}")
-    optimizer = _value(data, option("optimizer"), mode)
-    if "momentum" in data and optimizer != "sgd":
-        raise ConfigError("momentum", f"only the sgd optimizer uses momentum (this config uses {optimizer}); remove it")
-    early = data.get("early_stopping")
-    patience = None
-    if early is not None:
-        _reject_unknown(early, ("patience",), "early_stopping.")
-        patience = _value(early, option("early_stopping.patience"))
-    plain = {key: _value(data, option(key), mode) for key in ("weights", "epochs", "batch_size", "learning_rate")}
+        if name not in blocks:
+            raise ConfigError("unfreeze", f"unknown block {name!r} for {backbone}; one of {', '.join(blocks)}")
+    return tuple(unfreeze)
+
+
+def _parse_early_stopping(early, errors: _Errors) -> int | None:
+    if early is None or not _reject_unknown(early, ("patience",), "early_stopping.", errors):
+        return None
+    return errors.check(_value, early, option("early_stopping.patience"))
+
+
+def parse_config(data: dict, *, collect: bool = False) -> ExperimentConfig:
+    """Validate a JSON experiment config (workers/ml/options.py) into an ``ExperimentConfig``.
+
+    Unknown keys and out-of-range values raise ``ConfigError`` naming the dotted key, e.g.
+    ``augmentation.rotaton_range: unknown option``. With ``collect``, every problem is found
+    before raising ``ConfigErrors``, whose ``errors`` lists them all (one per key and problem).
+    ``base_experiment`` is accepted and ignored (the platform turns it into ``base_model_dir``).
+    """
+    errors = _Errors(collect)
+    cfg = _parse(data, errors)
+    if errors.items:
+        raise ConfigErrors(errors.items)
+    return cfg
+
+
+def _parse(data, errors: _Errors) -> ExperimentConfig | None:
+    if not _reject_unknown(data, _TOP_KEYS, "", errors):
+        return None
+    if "mode" not in data:
+        errors.add(ConfigError("mode", f"is required (one of {', '.join(MODES)})"))
+        return None
+    mode = errors.check(_value, data, option("mode"))
+    if mode is None:
+        return None  # every other rule depends on the mode
+    _refuse_unused(data, mode, errors)
+
+    def read(key: str):
+        opt = option(key)
+        return errors.check(_value, data, opt, mode, fallback=opt.default_for(mode))
+
+    backbone = read("backbone")
+    optimizer = read("optimizer")
+    _refuse_unrequired(data, {"optimizer": optimizer}, errors)
+    size_default = option("image_size").default
     return ExperimentConfig(
         mode=mode,
         backbone=backbone,
-        image_size=_parse_image_size(data.get("image_size", option("image_size").default), spec["min_size"]),
+        weights=read("weights"),
+        image_size=errors.check(
+            _parse_image_size, data.get("image_size", size_default), SPECS[backbone].min_size, fallback=size_default
+        ),
+        epochs=read("epochs"),
+        batch_size=read("batch_size"),
+        learning_rate=read("learning_rate"),
         optimizer=optimizer,
-        momentum=_value(data, option("momentum")),
-        seed=_value(data, option("seed")),
-        device=_value(data, option("device")),
-        class_weight=_value(data, option("class_weight")),
-        head=_parse_head(data.get("head")),
-        unfreeze=tuple(unfreeze),
-        early_stopping_patience=patience,
-        augmentation=parse_augmentation(data.get("augmentation"), mode),
-        **plain,
+        momentum=read("momentum"),
+        seed=read("seed"),
+        device=read("device"),
+        class_weight=read("class_weight"),
+        head=_parse_head(data.get("head"), errors),
+        unfreeze=errors.check(_parse_unfreeze, data, backbone, fallback=(SPECS[backbone].default_unfreeze,)),
+        early_stopping_patience=_parse_early_stopping(data.get("early_stopping"), errors),
+        augmentation=parse_augmentation(data.get("augmentation"), mode, errors=errors),
     )
 
 

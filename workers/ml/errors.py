@@ -18,6 +18,18 @@ class ConfigError(MLError):
         super().__init__(f"{key}: {message}")
 
 
+class ConfigErrors(ConfigError):
+    """Every invalid value of one config, from ``parse_config(data, collect=True)``.
+
+    ``errors`` holds one ConfigError per problem; ``key``, ``message`` and ``str()`` are the
+    first one's, so a caller that shows a single error needs no change.
+    """
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__(self.errors[0].key, self.errors[0].message)
+
+
 class DatasetError(MLError):
     """The dataset folders cannot be used for training."""
 

@@ -265,6 +265,8 @@ def fit(run: Run, model, x, y=None, *, validation_data, batches: int, start: flo
             **kwargs,
         )
     run.timings["training_s"] = time.perf_counter() - started
+    # The measured speed the new-experiment page estimates durations from (webapp/experiments/estimates.py).
+    run.timings.update(epochs_trained=len(monitor.history) - first, images_per_epoch=len(run.train) + len(run.val))
     if run.should_stop():  # asked during the very last batch's callbacks
         raise Cancelled("training was cancelled")
     return monitor

@@ -42,6 +42,10 @@ class Option:
     modes: tuple = _ALL  # the modes that read it; any other mode refuses it
     nullable: bool = False  # None is a value ("off", "not set")
     mode_defaults: dict = field(default_factory=dict)  # mode -> default, where it differs
+    # (key, values): read only when that other option has one of these values; refused otherwise.
+    requires: tuple = ()
+    # Not needed for a first run: the form keeps it under "Advanced".
+    advanced: bool = False
 
     @property
     def name(self) -> str:
@@ -88,29 +92,30 @@ OPTIONS: tuple[Option, ...] = (
            mode_defaults={"finetune": 1e-4}),
     Option("optimizer", "choice", "rmsprop", "The blog's rmsprop; fine-tuning's slow sgd keeps pretrained "
            "features intact.", choices=OPTIMIZERS, mode_defaults={"finetune": "sgd"}),
-    Option("momentum", "number", 0.9, "SGD only.", lo=0, hi=1, hi_open=True),
+    Option("momentum", "number", 0.9, "SGD only.", lo=0, hi=1, hi_open=True, requires=("optimizer", ("sgd",))),
     Option("class_weight", "choice", None, "balanced: each class weighs as much in the loss as the others "
            "together, whatever its number of images (n / (classes x count)); empty: every image weighs the same.",
-           choices=(None, "balanced"), nullable=True),
+           choices=(None, "balanced"), nullable=True, advanced=True),
     Option("device", "choice", "auto", "gpu: wait for a GPU worker (queue training-gpu) and fail if it sees no "
            "GPU; cpu: train on a CPU worker with GPUs hidden; auto: the CPU queue, using whatever the worker "
-           "sees.", choices=DEVICES),
-    Option("seed", "int", 1337, "Same seed, same data and settings: same result.", lo=0, hi=2**31 - 1),
+           "sees.", choices=DEVICES, advanced=True),
+    Option("seed", "int", 1337, "Same seed, same data and settings: same result.", lo=0, hi=2**31 - 1,
+           advanced=True),
     Option("head.units", "int", 256, "Units of the head's dense layer.", label="Head units", lo=1, hi=8192,
            modes=("bottleneck",)),
     Option("head.dropout", "number", 0.5, "Dropout before the output layer.", label="Head dropout", lo=0, hi=1,
            hi_open=True, modes=("bottleneck",)),
     Option("head.pooling", "choice", "flatten", "flatten is the blog's; avg (global average) has far fewer "
-           "weights.", label="Head pooling", choices=POOLINGS, modes=("bottleneck",)),
+           "weights.", label="Head pooling", choices=POOLINGS, modes=("bottleneck",), advanced=True),
     Option("head.normalize", "bool", True, "Recommended: raw VGG16 features are large and heavy-tailed.",
-           label="Normalise features before the head", modes=("bottleneck",)),
+           label="Normalise features before the head", modes=("bottleneck",), advanced=True),
     Option("unfreeze", "blocks", None, "Blocks fine-tuning trains (vgg16: block1-block5; mobilenet_v2: stem, "
            "block_1-block_16, top). Empty: the backbone's last block (vgg16 block5, mobilenet_v2 top).",
            modes=("finetune",)),
     Option("base_experiment", "id", None, "A succeeded bottleneck experiment on the same dataset, backbone and "
            "image size.", modes=("finetune",), nullable=True),
     Option("early_stopping.patience", "int", None, "Stop after this many epochs without a better validation "
-           "loss; the best epoch is kept. Empty: off.", lo=1, hi=1000, nullable=True),
+           "loss; the best epoch is kept. Empty: off.", lo=1, hi=1000, nullable=True, advanced=True),
     Option("augmentation.rotation_range", "number", 0.0, "Images are rotated by a random angle in \u00b1this.",
            lo=0, hi=360, unit="degrees", modes=_AUGMENTING),
     Option("augmentation.width_shift_range", "number", 0.0, "Random horizontal shift.", lo=0, hi=1,
@@ -123,11 +128,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("augmentation.zoom_range", "zoom", 0.0, "Random zoom: scale in [1-z, 1+z], or [low, high].", lo=0,
            hi=1, hi_open=True, modes=_AUGMENTING),
     Option("augmentation.channel_shift_range", "number", 0.0, "Random shift of each image's intensity.", lo=0,
-           hi=255, unit="0-255 intensity", modes=_AUGMENTING),
+           hi=255, unit="0-255 intensity", modes=_AUGMENTING, advanced=True),
     Option("augmentation.fill_mode", "choice", "nearest", "How pixels outside the shifted or rotated image are "
-           "filled.", choices=FILL_MODES, modes=_AUGMENTING),
+           "filled.", choices=FILL_MODES, modes=_AUGMENTING, advanced=True),
     Option("augmentation.cval", "number", 0.0, "Fill value when fill mode is 'constant'.", lo=-1e6, hi=1e6,
-           modes=_AUGMENTING),
+           modes=_AUGMENTING, advanced=True),
     Option("augmentation.horizontal_flip", "bool", False, "Randomly mirror images left-right.",
            modes=_AUGMENTING),
     Option("augmentation.vertical_flip", "bool", False, "Randomly flip images upside down.", modes=_AUGMENTING),
@@ -135,13 +140,13 @@ OPTIONS: tuple[Option, ...] = (
            "Scratch mode only: pretrained backbones preprocess raw 0-255 pixels themselves.", lo=-1e6, hi=1e6,
            nullable=True, modes=("scratch",)),
     Option("augmentation.featurewise_center", "bool", False, "Subtract the training set's mean pixel.",
-           modes=("scratch",)),
+           modes=("scratch",), advanced=True),
     Option("augmentation.featurewise_std_normalization", "bool", False, "Divide by the training set's std.",
-           modes=("scratch",)),
+           modes=("scratch",), advanced=True),
     Option("augmentation.samplewise_center", "bool", False, "Subtract each image's own mean.",
-           modes=("scratch",)),
+           modes=("scratch",), advanced=True),
     Option("augmentation.samplewise_std_normalization", "bool", False, "Divide each image by its own std.",
-           modes=("scratch",)),
+           modes=("scratch",), advanced=True),
 )  # fmt: skip
 
 BY_KEY = {option.key: option for option in OPTIONS}

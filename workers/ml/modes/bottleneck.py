@@ -45,7 +45,8 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash):
         on_batch=report,
         should_stop=run.should_stop,
     )
-    run.timings.update(feature_extraction_s=fs.extraction_s, cache_hit=fs.cache_hit)
+    extracted = 0 if fs.cache_hit else len(run.train) + len(run.val)
+    run.timings.update(feature_extraction_s=fs.extraction_s, cache_hit=fs.cache_hit, extracted_images=extracted)
 
     keras.utils.set_random_seed(cfg.seed)  # same head init and shuffling, hit or miss
     head = build_head(fs.train.shape[1:], run.n_classes, cfg.head, fs.train)
