@@ -30,6 +30,11 @@ class Experiment(models.Model):
     base_experiment = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="finetunes"
     )
+    # "Retrain": the experiment whose config this one repeats on a newer dataset version (docs/decisions.md,
+    # "Fix and retrain"); the compare page shows the two side by side.
+    retrained_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -190,3 +195,66 @@ class TrainedModel(models.Model):
     def files_dir(self) -> Path:
         """The model's folder (model.keras, model.json) under the current storage root."""
         return storage.path_of(self.path)
+
+
+class LabelReview(models.Model):
+    """The likely label errors of one dataset version (docs/decisions.md, "Likely label errors"):
+    queued -> running -> ready | failed, computed by a task on the default queue from the bottleneck
+    features of `experiment`'s backbone, weights and image size. Asking again replaces the ranking."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="label_review")
+    # Whose features: the backbone, weights and image size come from its config.
+    experiment = models.ForeignKey(Experiment, null=True, on_delete=models.SET_NULL, related_name="+")
+    features = models.JSONField(default=dict)  # {"backbone", "weights", "image_size", "seed"}
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    task_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    worker = models.CharField(max_length=255, blank=True)
+    progress = models.FloatField(default=0.0)
+    # {"class_names", "images", "folds", "cache_hit", "issues": [{path, split, given, suggested, confidence,
+    # suggested_confidence}, ...]} ranked, most likely mislabelled first.
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"label review of {self.dataset} ({self.status})"
+
+    @property
+    def issues(self) -> list[dict]:
+        return (self.result or {}).get("issues", [])
+
+
+class DataMap(models.Model):
+    """A trained model's view of its whole dataset (docs/decisions.md, "Error analysis"): each image's
+    probabilities and a 2-D place from its backbone features. queued -> running -> ready | failed,
+    computed by a task on the default queue; asking again after a failure runs it again."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    model = models.OneToOneField(TrainedModel, on_delete=models.CASCADE, related_name="data_map")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    task_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
+    worker = models.CharField(max_length=255, blank=True)
+    seed = models.PositiveIntegerField(default=0)
+    # {"class_names", "paths", "labels", "probabilities", "coordinates"}: one entry per image, in split,
+    # class and file order (workers.ml.datamap.DataMap).
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"data map of {self.model} ({self.status})"

@@ -118,3 +118,32 @@ class UploadSession(models.Model):
 
     def __str__(self):
         return f"upload {self.pk} ({self.file_count} files)"
+
+
+class DatasetEdit(models.Model):
+    """A pending change to one image of a ready version, kept until "Create new version" applies it
+    (docs/decisions.md, "Fix and retrain"). One per (dataset, user, image): a later action replaces it.
+
+    relabel: the image moves to `new_class`; exclude: it is left out; restore: an image the version's
+    parent had and this version left out comes back (from the parent's files).
+    """
+
+    class Action(models.TextChoices):
+        RELABEL = "relabel"
+        EXCLUDE = "exclude"
+        RESTORE = "restore"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="edits")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Relative to the dataset's folder, as the engine and the report name images: "train/cats/0001.jpg".
+    path = models.CharField(max_length=1024)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    new_class = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "user", "path"], name="dataset_edit_unique")]
+
+    def __str__(self):
+        return f"{self.action} {self.path}"
