@@ -3,35 +3,8 @@
 import random
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
-SHAPES = ["ellipse", "rectangle", "triangle", "cross", "ring"]
-
-
-def _draw(shape: str, size: int, rng: random.Random) -> Image.Image:
-    bg = tuple(rng.randint(0, 90) for _ in range(3))
-    img = Image.new("RGB", (size, size), bg)
-    draw = ImageDraw.Draw(img)
-    for _ in range(size // 4):  # clutter so the task is not trivial
-        x, y = rng.randrange(size), rng.randrange(size)
-        draw.point((x, y), fill=tuple(rng.randint(0, 255) for _ in range(3)))
-    colour = tuple(rng.randint(130, 255) for _ in range(3))
-    r = rng.randint(size // 6, size // 3)
-    cx, cy = rng.randint(r, size - r), rng.randint(r, size - r)
-    box = [cx - r, cy - r, cx + r, cy + r]
-    if shape == "ellipse":
-        draw.ellipse(box, fill=colour)
-    elif shape == "rectangle":
-        draw.rectangle(box, fill=colour)
-    elif shape == "triangle":
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
-    elif shape == "cross":
-        w = max(2, r // 3)
-        draw.rectangle([cx - w, cy - r, cx + w, cy + r], fill=colour)
-        draw.rectangle([cx - r, cy - w, cx + r, cy + w], fill=colour)
-    else:
-        draw.ellipse(box, outline=colour, width=max(2, r // 4))
-    return img
+from workers.ml.shapes import SHAPES  # noqa: F401  (one generator: the engine's)
+from workers.ml.shapes import draw_shape as _draw
 
 
 def make_dataset(

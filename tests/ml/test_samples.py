@@ -110,5 +110,15 @@ def test_offline_it_names_the_file_keras_needed_and_where_to_put_it(tmp_path):
 @pytest.mark.parametrize("key", list(SAMPLES))
 def test_every_sample_names_each_of_its_classes_once(key):
     names = SAMPLES[key].class_names
-    assert len(names) == len(set(names)) == {"cifar100": 100, "cifar100_coarse": 20}.get(key, 10)
+    assert len(names) == len(set(names)) == {"cifar100": 100, "cifar100_coarse": 20, "shapes": 5}.get(key, 10)
     assert all(name == name.strip() and "/" not in name and name for name in names)
+
+
+def test_the_generated_shapes_sample_needs_no_download(tmp_path):
+    from workers.ml.samples import load_arrays
+    from workers.ml.shapes import SHAPES
+
+    assert SAMPLES["shapes"].class_names == tuple(SHAPES)
+    report = write_sample(load_arrays("shapes"), SAMPLES["shapes"], tmp_path, per_class=10)
+    assert report["counts"]["train"]["ring"] == 10 and report["counts"]["test"]["cross"] == 2
+    assert Image.open(next((tmp_path / "validation" / "ellipse").iterdir())).size == (64, 64)

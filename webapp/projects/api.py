@@ -17,7 +17,7 @@ from webapp.core.api.parsers import BoundedJSONParser
 from webapp.core.uploads import limit_upload
 
 from . import selectors, services
-from .datasets import dataset_create_from_archive, dataset_delete, dataset_retry
+from .datasets import dataset_create_from_archive, dataset_create_from_sample, dataset_delete, dataset_retry
 from .models import Dataset, DatasetClass, Project
 from .without_leaks import dataset_create_without_leaks
 
@@ -129,6 +129,18 @@ class DatasetUploadSerializer(StrictSerializer):
     )
 
 
+class DatasetSampleSerializer(StrictSerializer):
+    sample = serializers.ChoiceField(
+        choices=["cifar10", "cifar100", "cifar100_coarse", "mnist", "fashion_mnist", "shapes"],
+        help_text="A Keras sample dataset (workers/ml/samples.py); its own test split becomes the test split.",
+    )
+    per_class = serializers.JSONField(
+        required=False,
+        default=100,
+        help_text='Training images per class (1 to 6000), or "all". Validation and test take a fifth as many.',
+    )
+
+
 class DatasetSummarySerializer(serializers.ModelSerializer):
     class_count = serializers.IntegerField(read_only=True)
     train_count = serializers.IntegerField(read_only=True, allow_null=True, help_text="Null until it is ingested.")
@@ -151,7 +163,7 @@ class DatasetUploadView(GenericAPIView):
     """GET: the project's dataset versions; POST: upload a new one."""
 
     serializer_class = DatasetSummarySerializer
-    parser_classes = [MultiPartParser]
+    parser_classes = [MultiPartParser, BoundedJSONParser]
     pagination_class = StrictLimitOffsetPagination
 
     def initial(self, request, *args, **kwargs):
@@ -170,13 +182,22 @@ class DatasetUploadView(GenericAPIView):
         return self.get_paginated_response(DatasetSummarySerializer(page, many=True).data)
 
     @extend_schema(
-        request={"multipart/form-data": DatasetUploadSerializer},
+        request={"multipart/form-data": DatasetUploadSerializer, "application/json": DatasetSampleSerializer},
         responses={202: DatasetSerializer, **error_responses(400, 404, 411, 413, 415, 503)},
-        description="Stores the archive and queues its ingest; poll GET /api/v1/datasets/{id}/ for the result.",
+        description=(
+            'multipart: stores the archive and queues its ingest. JSON {"sample": "cifar10", "per_class": 500}: '
+            "a worker loads that Keras sample (downloaded once into Keras's cache) and ingests it. Poll "
+            "GET /api/v1/datasets/{id}/ for the result."
+        ),
         tags=["datasets"],
     )
     def post(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
+        if request.content_type.startswith("application/json"):
+            sample = DatasetSampleSerializer(data=request.data)
+            sample.is_valid(raise_exception=True)
+            dataset = dataset_create_from_sample(project=project, user=request.user, **sample.validated_data)
+            return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
         data = DatasetUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = dataset_create_from_archive(

@@ -12,8 +12,11 @@ from webapp.core import objectstore, storage
 from .models import FEATURE_HASH_ID_PREFIX, Dataset
 
 Status = Dataset.Status
-# Beside an upload's files, for a version made from another without its leaked images (without_leaks.py).
+# Beside an upload's files, for a version made from another (derived.py): without its leaked images, or
+# with a user's edits applied ({"changes": ...}).
 LINEAGE_FILE = "lineage.json"
+# A sample dataset's upload is this request ({"sample", "per_class"}): the ingest worker writes the images.
+SAMPLE_FILE = "sample.json"
 
 
 def upload_dir(dataset_id: int) -> Path:
@@ -28,6 +31,8 @@ def upload_source(dataset_id: int) -> Path | None:
         return root / "archive.zip"
     if (root / "files").is_dir():
         return root / "files"
+    if (root / SAMPLE_FILE).is_file():
+        return root / SAMPLE_FILE
     return None
 
 
@@ -40,7 +45,7 @@ def upload_kept(dataset_id: int) -> bool:
 
 
 def upload_lineage(dataset_id: int) -> dict | None:
-    """{"dataset", "version"} of the version this upload was made from without leaked images, or None."""
+    """{"dataset", "version", ...} of the version this upload was made from (derived.py), or None."""
     path = upload_dir(dataset_id) / LINEAGE_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 

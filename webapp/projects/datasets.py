@@ -29,6 +29,7 @@ Folder uploads (webapp.projects.folder_uploads):
     folder_upload_finish(*, session) -> Dataset
 """
 
+import json
 import logging
 import os
 import uuid
@@ -47,6 +48,7 @@ from webapp.core import objectstore, storage
 from webapp.core.errors import Conflict, ServiceError, Unavailable
 
 from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed are part of this module's API)
+    SAMPLE_FILE,
     dataset_files_remove,
     dataset_mark_failed,
     upload_dir,
@@ -144,6 +146,70 @@ def dataset_create_from_archive(
             raise
         dataset_enqueue_ingest(dataset=dataset)
     return dataset
+
+
+MAX_SAMPLE_PER_CLASS = 6000  # CIFAR-10 and the MNISTs have 5,000-6,000 training images per class
+
+
+def _sample_request(sample: str, per_class) -> dict:
+    from workers.ml.samples import SAMPLES
+
+    if sample not in SAMPLES:
+        raise ServiceError(f"Unknown sample {sample!r}; choose one of {', '.join(SAMPLES)}.", field="sample")
+    if per_class in (None, "all"):
+        per_class = None
+    elif isinstance(per_class, bool) or not isinstance(per_class, int) or not 1 <= per_class <= MAX_SAMPLE_PER_CLASS:
+        raise ServiceError(
+            f'per_class must be a whole number from 1 to {MAX_SAMPLE_PER_CLASS}, or "all"; got {per_class!r}.',
+            field="per_class",
+        )
+    return {"sample": sample, "per_class": per_class}
+
+
+def _sample_name(request: dict) -> str:
+    from workers.ml.samples import SAMPLES
+
+    size = "all images" if request["per_class"] is None else f"{request['per_class']} per class"
+    return f"{SAMPLES[request['sample']].label}, {size}"
+
+
+def dataset_create_from_sample(*, project: Project, user, sample: str, per_class) -> Dataset:
+    """Queue a Keras sample dataset as the project's next version (the view returns 202).
+
+    The upload is the request itself (dataset_files.SAMPLE_FILE); the ingest worker loads the sample
+    with Keras, writes its class folders and ingests them like any upload. The sample's own test split
+    is kept, so none is carved from its training images.
+    """
+    request = _sample_request(sample, per_class)
+    with transaction.atomic():
+        dataset = dataset_create(
+            project=project, user=user, source=Dataset.Source.SAMPLE, original_name=_sample_name(request),
+            test_fraction=0.0,
+        )  # fmt: skip
+        try:
+            storage.atomic_write_bytes(upload_dir(dataset.pk) / SAMPLE_FILE, json.dumps(request).encode())
+            objectstore.publish(storage.key_of(upload_dir(dataset.pk)), keep_copy=False)
+        except BaseException:
+            storage.remove(upload_dir(dataset.pk))
+            raise
+        # Kept when it fails: an offline worker fails it, and Retry works once Keras's file is in place.
+        dataset_enqueue_ingest(dataset=dataset, keep_upload=True)
+    return dataset
+
+
+def dataset_import_sample(*, project: Project, sample: str, per_class, user=None) -> Dataset:
+    """Load and ingest a Keras sample in this process (the import_sample command); returns the finished dataset."""
+    request = _sample_request(sample, per_class)
+    dataset = dataset_create(
+        project=project, user=user, source=Dataset.Source.SAMPLE, original_name=_sample_name(request), test_fraction=0.0
+    )
+    storage.atomic_write_bytes(upload_dir(dataset.pk) / SAMPLE_FILE, json.dumps(request).encode())
+    dataset_ingest_claim(dataset_id=dataset.pk, worker="import_sample command")
+    dataset.refresh_from_db()
+    finished = dataset_ingest_source(dataset, upload_dir(dataset.pk) / SAMPLE_FILE, from_upload=True)
+    if finished is None:
+        raise ServiceError(f"Dataset v{dataset.version} was deleted while it was being imported.")
+    return finished
 
 
 def dataset_enqueue_ingest(*, dataset: Dataset, keep_upload: bool = False) -> None:

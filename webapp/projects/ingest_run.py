@@ -5,6 +5,7 @@ with one conditional UPDATE, so a second delivery of the message is a no-op; a h
 lets the reaper (webapp.projects.recovery) fail an ingest whose process was killed.
 """
 
+import json
 import logging
 import os
 import time
@@ -17,8 +18,10 @@ from django.utils import timezone
 
 from webapp.core import objectstore, storage
 from webapp.core.heartbeat import Heartbeat
+from workers.ml.errors import MLError
 
 from .dataset_files import (
+    SAMPLE_FILE,
     dataset_files_remove,
     dataset_mark_failed,
     staging_kind,
@@ -70,9 +73,30 @@ def _archive_limits() -> ArchiveLimits:
     )
 
 
+def _write_sample(request: dict, raw: Path, progress) -> dict:
+    """The Keras sample named in the upload, written as class folders (workers/ml/samples.py); Keras
+    (and so TensorFlow) is imported here, in the worker's child, never by the web process."""
+    from workers.ml.samples import SAMPLES, write_sample
+    from workers.ml.samples import load_arrays as load_sample_arrays
+
+    arrays = load_sample_arrays(request["sample"])
+    progress(0.1)
+    return write_sample(
+        arrays,
+        SAMPLES[request["sample"]],
+        raw,
+        per_class=request["per_class"],
+        on_progress=lambda f: progress(0.1 + 0.3 * f),
+    )
+
+
 def _build_and_publish(dataset: Dataset, source: Path, staging: Path, progress: _IngestWatch) -> None:
-    raw = source
-    if source.is_file():
+    raw, sample = source, None
+    if source.name == SAMPLE_FILE:
+        raw = staging / "raw"
+        raw.mkdir()
+        sample = _write_sample(json.loads(source.read_text()), raw, progress)
+    elif source.is_file():
         raw = staging / "raw"
         raw.mkdir()
         extract_zip(source, raw, limits=_archive_limits())
@@ -84,10 +108,19 @@ def _build_and_publish(dataset: Dataset, source: Path, staging: Path, progress: 
         max_pixels=settings.TL_IMAGE_MAX_PIXELS,
         validation_fraction=settings.TL_VALIDATION_FRACTION,
         test_fraction=settings.TL_TEST_FRACTION if dataset.test_fraction is None else dataset.test_fraction,
-        drop_leaked=lineage is not None,
+        # A version without leaks asks for it; an edited one (derived.py) arrives with its changes applied.
+        drop_leaked=lineage is not None and "changes" not in lineage,
     )
-    result = build_dataset(raw, out, options=options, progress=progress)
-    if lineage is not None:
+    start = 0.4 if sample is not None else 0.0
+    result = build_dataset(raw, out, options=options, progress=lambda f: progress(start + (1 - start) * f))
+    if sample is not None:
+        size = "all" if sample["per_class"] is None else f"{sample['per_class']} training images per class"
+        rule = "; ".join(sample["conversion"]) or "images stored as they are"
+        sample["note"] = f"the Keras sample {sample['label']} ({size}): {rule}"
+        result.report["sample"] = sample
+    if lineage is not None and "changes" in lineage:
+        result.report["lineage"] = lineage
+    elif lineage is not None:
         removed = result.report["without_leaks"]["total"]
         note = f"made from v{lineage['version']} without {removed} leaked image{'s' if removed != 1 else ''}"
         result.report["lineage"] = {**lineage, "removed": removed, "note": note}
@@ -151,6 +184,8 @@ def dataset_ingest_source(dataset: Dataset, source: Path, *, from_upload: bool) 
             _build_and_publish(dataset, source, staging, watch)
     except IngestError as exc:
         dataset_mark_failed(dataset_id=dataset.pk, error=exc.message, report=exc.report)
+    except MLError as exc:  # a sample Keras could not load (offline): kept, so that Retry works once it can
+        dataset_mark_failed(dataset_id=dataset.pk, error=f"{exc}", keep_upload=True)
     except _Abandoned:
         abandoned = True  # told below, from what became of the row
     except BaseException as exc:

@@ -5,7 +5,8 @@ from django.shortcuts import redirect, render
 from webapp.core.errors import ServiceError
 
 from . import selectors, services
-from .forms import ProjectForm
+from .datasets import dataset_create_from_sample
+from .forms import ProjectForm, SampleProjectForm
 
 
 def home(request):
@@ -66,3 +67,29 @@ def project_detail(request, project_id):
     project = selectors.project_for_user(request.user, project_id)
     datasets = project.datasets.prefetch_related("classes")
     return render(request, "projects/project_detail.html", {"project": project, "datasets": datasets})
+
+
+@login_required
+def project_from_sample(request):
+    """A new project whose first dataset is a Keras sample, loaded and ingested by a worker."""
+    form = SampleProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        from django.db import transaction
+
+        from workers.ml.samples import SAMPLES
+
+        data = form.cleaned_data
+        per_class = None if data["per_class"] == "all" else int(data["per_class"])
+        name = data["name"].strip() or f"{SAMPLES[data['sample']].label} sample"
+        try:
+            with transaction.atomic():
+                project = services.project_create(owner=request.user, name=name, description="")
+                dataset = dataset_create_from_sample(
+                    project=project, user=request.user, sample=data["sample"], per_class=per_class
+                )
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Project {project.name} created; a worker is loading {dataset.original_name}.")
+            return redirect("projects:dataset_detail", dataset_id=dataset.pk)
+    return render(request, "projects/project_from_sample.html", {"form": form})

@@ -46,6 +46,7 @@ FASHION = ("t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shi
 DIGITS = tuple(str(d) for d in range(10))
 
 _KERAS_DATA = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+SHAPES_TRAIN, SHAPES_TEST = 300, 60  # generated per class; nothing is downloaded
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ def _cifar100(label_mode: str):
     import keras
 
     return keras.datasets.cifar100.load_data(label_mode=label_mode)
+
+
+def _shapes():
+    from workers.ml.shapes import shapes_arrays
+
+    return shapes_arrays(train=SHAPES_TRAIN, test=SHAPES_TEST, size=64, seed=0)
 
 
 def _load(name: str):
@@ -90,6 +97,9 @@ SAMPLES: dict[str, Sample] = {
                    "train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
                    "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")),
                lambda: _load("fashion_mnist"), "70,000 Zalando article images, 28x28 grayscale, 10 classes."),
+        Sample("shapes", "Shapes (generated, no download)",
+               ("ellipse", "rectangle", "triangle", "cross", "ring"), (), _shapes,
+               "Coloured shapes on noisy backgrounds at 64x64, made on the spot: try TransferLab offline."),
     )
 }  # fmt: skip
 
