@@ -6,6 +6,7 @@ app_name = "projects"
 urlpatterns = [
     path("projects/", views.project_list, name="list"),
     path("projects/new/", views.project_create, name="create"),
+    path("projects/new/sample/", views.project_from_sample, name="create_from_sample"),
     path("projects/<int:project_id>/", views.project_detail, name="detail"),
     path("projects/<int:project_id>/edit/", views.project_edit, name="edit"),
     path("projects/<int:project_id>/delete/", views.project_delete, name="delete"),
