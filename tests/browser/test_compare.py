@@ -48,7 +48,7 @@ def test_it_overlays_picked_experiments_and_lists_how_their_configs_differ(signe
     assert diff.locator("tbody tr").first.locator("td").all_inner_texts() == ["true", "false"]
     metrics = page.locator("#compare-metrics tbody tr")
     assert metrics.count() == 2
-    assert "0.900" in metrics.nth(0).inner_text() and "0.800" in metrics.nth(1).inner_text()
+    assert "90.0%" in metrics.nth(0).inner_text() and "80.0%" in metrics.nth(1).inner_text()
     # Both charts drew one solid (training) and one dashed (validation) line per experiment.
     drawn = page.evaluate("['compare-loss', 'compare-accuracy'].map((id) => Chart.getChart(id).data.datasets.length)")
     assert drawn == [4, 4]

@@ -119,7 +119,7 @@ def test_it_shows_the_differences_metrics_and_curve_data_of_the_picked_experimen
     assert [s["name"] for s in response.context["series"]] == ["plain", "rotated"]
     assert [len(s["history"]) for s in response.context["series"]] == [2, 2]
     assert [c["metrics"]["eval_accuracy"] for c in response.context["columns"]] == [0.75, 0.875]
-    assert "augmentation.rotation_range" in page and "0.875" in page
+    assert "augmentation.rotation_range" in page and "87.5%" in page
     assert 'id="compare-series"' in page
     assert page.count('type="checkbox"') == 3
 
