@@ -8,9 +8,11 @@ from webapp.accounts import api as accounts
 from webapp.core.api.errors import api_not_found
 from webapp.core.api.health import HealthView
 from webapp.experiments import api as experiments
+from webapp.experiments import label_errors_api
 from webapp.exports import api as exports
 from webapp.predictions import api as predictions
 from webapp.projects import api as projects
+from webapp.projects import edits_api
 
 urlpatterns = [
     path("health/", HealthView.as_view(), name="api-health"),
@@ -25,6 +27,17 @@ urlpatterns = [
         "datasets/<int:dataset_id>/without-leaks/",
         projects.DatasetWithoutLeaksView.as_view(),
         name="api-dataset-without-leaks",
+    ),
+    # Likely label errors, fix and retrain (docs/decisions.md, "Fix and retrain")
+    path(
+        "datasets/<int:dataset_id>/label-errors/", label_errors_api.LabelErrorsView.as_view(), name="api-label-errors"
+    ),
+    path("datasets/<int:dataset_id>/edits/", edits_api.DatasetEditsView.as_view(), name="api-dataset-edits"),
+    path("datasets/<int:dataset_id>/versions/", edits_api.DatasetVersionsView.as_view(), name="api-dataset-versions"),
+    path(
+        "experiments/<int:experiment_id>/retrain/",
+        label_errors_api.ExperimentRetrainView.as_view(),
+        name="api-experiment-retrain",
     ),
     path("projects/<int:project_id>/experiments/", experiments.ExperimentListView.as_view(), name="api-experiments"),
     path("experiments/<int:experiment_id>/", experiments.ExperimentDetailView.as_view(), name="api-experiment"),

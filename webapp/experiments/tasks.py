@@ -47,3 +47,37 @@ def reap_stale_jobs() -> dict:
     from .services import training_jobs_reap, training_jobs_requeue_orphans
 
     return {"reaped": training_jobs_reap(), **training_jobs_requeue_orphans()}
+
+
+@shared_task(
+    bind=True,
+    name="workers.tasks.run_data_map",
+    # The default queue (small work); acked after the run (CELERY_TASK_ACKS_LATE), and the conditional
+    # claim makes a redelivery a no-op. The row holds the result.
+    ignore_result=True,
+    autoretry_for=_DB_BLIPS,
+    max_retries=3,
+    retry_backoff=5,
+)
+def run_data_map(self, data_map_id: int) -> str:
+    """Compute one DataMap (webapp.experiments.datamaps)."""
+    from .datamaps import data_map_run
+
+    return data_map_run(data_map_id=data_map_id, worker=self.request.hostname or "unknown")
+
+
+@shared_task(
+    bind=True,
+    name="workers.tasks.find_label_errors",
+    # The `default` queue, acked after the run (CELERY_TASK_ACKS_LATE); the conditional claim makes a
+    # redelivery a no-op, and the row holds the ranking, so no Redis result is kept.
+    ignore_result=True,
+    autoretry_for=_DB_BLIPS,
+    max_retries=3,
+    retry_backoff=5,
+)
+def find_label_errors(self, review_id: int) -> str:
+    """Rank one dataset version's likely label errors (docs/decisions.md, "Likely label errors")."""
+    from .label_errors import label_review_run
+
+    return label_review_run(review_id=review_id, worker=self.request.hostname or "unknown")

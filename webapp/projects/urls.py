@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dataset_views, views
+from . import dataset_views, edit_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -34,6 +34,10 @@ urlpatterns = [
         dataset_views.dataset_group_thumbnail,
         name="dataset_group_thumbnail",
     ),
+    # Fix the data (issue 19): edits of single images, then a new version with them applied
+    path("datasets/<int:dataset_id>/edits/", edit_views.dataset_edit, name="dataset_edit"),
+    path("datasets/<int:dataset_id>/versions/", edit_views.dataset_version_create, name="dataset_version_create"),
+    path("datasets/<int:dataset_id>/images/<path:path>", edit_views.dataset_image, name="dataset_image"),
     path(
         "datasets/<int:dataset_id>/thumbs/<int:class_id>/<int:index>.jpg",
         dataset_views.dataset_thumbnail,
