@@ -3,9 +3,11 @@
 (() => {
   const label = (table) => {
     const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
-    for (const row of table.querySelectorAll("tbody tr")) {
+    for (const row of table.querySelectorAll("tbody > tr, tfoot > tr")) {
+      // Every cell but a row's own header (its first, as in a totals row) is labelled.
       [...row.children].forEach((cell, i) => {
-        if (heads[i] && cell.tagName === "TD" && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
+        const header = cell.tagName === "TH" && (i === 0 || cell.scope === "row");
+        if (heads[i] && !header && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
       });
     }
     table.classList.add("stacked");
