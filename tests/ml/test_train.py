@@ -126,6 +126,10 @@ def test_it_fine_tunes_only_the_unfrozen_blocks(bottleneck_run, three_class_dir,
     for name, changed in (("block4_conv3", False), ("block5_conv3", True)):
         same = np.array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
         assert same is not changed, name
+    # The model's summary says the same: which blocks trained (workers/ml/summary.py).
+    rows = {row["name"]: row for row in result.model_info["summary"]["layers"]}
+    assert rows["block4_conv3"]["state"] == "frozen" and rows["block5_conv3"]["state"] == "trainable"
+    assert rows["vgg16"]["state"] == "partly frozen"
 
 
 def test_it_refuses_to_fine_tune_without_a_trained_bottleneck(three_class_dir, tmp_path):

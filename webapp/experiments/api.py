@@ -218,6 +218,24 @@ class VersusBaseSerializer(serializers.Serializer):
     summary = serializers.CharField()
 
 
+class LayerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    output_shape = serializers.CharField()
+    params = serializers.IntegerField()
+    trainable_params = serializers.IntegerField()
+    state = serializers.ChoiceField(["trainable", "frozen", "partly frozen", "statistics", "no weights"])
+    depth = serializers.IntegerField(help_text="1 for a layer inside the backbone.")
+
+
+class ModelSummarySerializer(serializers.Serializer):
+    layers = LayerSerializer(many=True)
+    total_params = serializers.IntegerField()
+    trainable_params = serializers.IntegerField()
+    non_trainable_params = serializers.IntegerField()
+    file_bytes = serializers.IntegerField(help_text="Size of the saved .keras file.")
+
+
 class ExperimentSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -259,6 +277,9 @@ class ExperimentSerializer(serializers.Serializer):
     evaluation = EvaluationSerializer(allow_null=True)
     versus_base = VersusBaseSerializer(allow_null=True, help_text="Fine-tunes only: the result against its base model.")
     model = TrainedModelSerializer(allow_null=True)
+    summary = ModelSummarySerializer(
+        allow_null=True, help_text="The trained model's layers, as model.summary() shows them; null before it succeeds."
+    )
     error = serializers.CharField()
 
 
@@ -288,6 +309,7 @@ def experiment_body(experiment: Experiment) -> dict:
         "evaluation": (job.result or {}).get("evaluation") if job else None,
         "versus_base": selectors.versus_base(job),
         "model": model,
+        "summary": (job.result or {}).get("summary") if job else None,
         "error": job.error if job else "",
     }
 

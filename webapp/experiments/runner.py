@@ -261,6 +261,8 @@ class _JobRun:
             "round_trip": result.round_trip,
             "threshold_curve": result.threshold_curve,
             "scored": result.scored,
+            # The layers as model.summary() shows them, for the page and the API (workers/ml/summary.py).
+            "summary": (result.model_info or {}).get("summary"),
         }
         if result.base_evaluation is not None:
             job_result["base_evaluation"] = {**result.base_evaluation, "model_id": self._base_model_id}

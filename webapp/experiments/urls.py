@@ -16,6 +16,7 @@ urlpatterns = [
     path(f"{_exp}/", views.experiment_detail, name="detail"),
     path(f"{_exp}/status/", views.experiment_status, name="status"),
     path(f"{_exp}/metrics.json", views.experiment_metrics, name="metrics"),
+    path(f"{_exp}/history.csv", views.experiment_history_csv, name="history_csv"),
     path(f"{_exp}/edit/", views.experiment_edit, name="edit"),
     path(f"{_exp}/delete/", views.experiment_delete, name="delete"),
     path("projects/<int:project_id>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),

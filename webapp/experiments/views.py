@@ -4,9 +4,10 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.errors import ServiceError
@@ -166,6 +167,25 @@ def experiment_metrics(request, project_id, experiment_id):
             "history": selectors.job_history(job) if job else [],
         }
     )
+
+
+@login_required
+@require_GET
+def experiment_history_csv(request, project_id, experiment_id):
+    """The latest run's history as CSV (one row per epoch), as the notebook's history.history was saved."""
+    import csv
+
+    experiment = _experiment(request, project_id, experiment_id)
+    job = selectors.latest_job(experiment)
+    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    slug = slugify(experiment.name) or f"experiment-{experiment.pk}"
+    response["Content-Disposition"] = f'attachment; filename="{slug}-history.csv"'
+    writer = csv.DictWriter(response, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in selectors.job_history(job) if job else []:
+        writer.writerow({key: "" if row[key] is None else row[key] for key in columns})
+    return response
 
 
 def _job_action(request, project_id, job_id, action):

@@ -39,6 +39,7 @@ from workers.ml.predict import file_sha256, model_inputs
 from workers.ml.registry import SPECS
 from workers.ml.roundtrip import check_round_trip
 from workers.ml.stats import evaluation_summary, threshold_curve
+from workers.ml.summary import model_summary
 
 MODEL_FORMAT_VERSION = 2  # 2: decoded by workers.ml.images, no augmentation layers inside
 # Validation images the saved model is checked on in a fresh process before success.
@@ -211,7 +212,8 @@ def train(
         if run.test is not None:  # the model as it will be saved, once, on images nothing was chosen on
             test_images = make_dataset(run.test, config.image_size, EXTRACTION_BATCH, with_labels=False)
             raw = probabilities(predict_batches(trained, test_images))
-        evaluation = _evaluation(apply_temperature(raw, temperature), scored, run, uncalibrated=raw)
+        calibrated = apply_temperature(raw, temperature)
+        evaluation = _evaluation(calibrated, scored, run, uncalibrated=raw)
         evaluation["calibration"]["temperature"] = temperature
         # Validation (never test) is where a confidence threshold may be chosen.
         curve = threshold_curve(apply_temperature(probs, temperature), run.val.labels)
@@ -221,6 +223,10 @@ def train(
             "images": images,
             "truth": [int(v) for v in scored.labels],
             "predicted": [int(v) for v in raw.argmax(axis=1)],
+            # The pages' galleries: each image's file and calibrated probabilities, rounded (4 places
+            # keep every shown percentage and the order of any two images that differ visibly).
+            "paths": list(scored.relative),
+            "probabilities": np.round(calibrated, 4).tolist(),
         }
         base_evaluation = None
         if before is not None:
@@ -230,6 +236,9 @@ def train(
         model.save(model_path)
         digest = file_sha256(model_path)
         info = _model_info(run, monitor, evaluation, digest, base_evaluation)
+        # As model.summary() shows it; in bottleneck mode the backbone only computed the cached features.
+        summary = model_summary(model, backbone_frozen=config.mode == "bottleneck")
+        info["summary"] = {**summary, "file_bytes": model_path.stat().st_size}
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         on_progress(Progress("verifying", len(monitor.history), config.epochs, 0, 0, 0.98))
         round_trip = _round_trip(run, model, tmp, digest)
