@@ -70,7 +70,8 @@ def test_it_keeps_every_answer_within_the_schema(case, token):
 
 
 def test_it_serves_the_schema_with_every_endpoint(client):
-    paths = client.get("/api/v1/schema/?format=json").json()["paths"]
+    document = client.get("/api/v1/schema/?format=json").json()
+    paths = document["paths"]
     assert set(paths) == {
         "/api/v1/health/",
         "/api/v1/auth/token/",
@@ -108,7 +109,10 @@ def test_it_serves_the_schema_with_every_endpoint(client):
         "application/zip"
     ]
     upload = paths["/api/v1/projects/{project_id}/datasets/"]["post"]
-    assert list(upload["requestBody"]["content"]) == ["multipart/form-data"]
+    # An archive (multipart) or a Keras sample (JSON: {"sample", "per_class"}).
+    assert list(upload["requestBody"]["content"]) == ["multipart/form-data", "application/json"]
+    sample = upload["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(document["components"]["schemas"][sample]["properties"]) == {"sample", "per_class"}
     # Managing things (issue 18): rename, delete refused with a 409 while something depends on the object.
     for path in (
         "/api/v1/experiments/{experiment_id}/",
