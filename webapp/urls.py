@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("webapp.projects.urls")),
     path("", include("webapp.experiments.urls")),
     path("", include("webapp.exports.urls")),
+    path("", include("webapp.predictions.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("webapp.api_urls")),
     path("dashboard/", include("webapp.dashboard.urls")),

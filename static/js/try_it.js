@@ -34,6 +34,7 @@
     var result = box.querySelector(".try-result");
     var error = box.querySelector(".try-error");
     var token = box.querySelector("input[name=csrfmiddlewaretoken]").value;
+    var explain = box.querySelector("input[name=explain]");
     var lastFile = null;
 
     function modelUrl() {
@@ -71,6 +72,15 @@
         list.append(row);
       });
       result.append(list);
+      if (prediction.explanation) {
+        var figure = el("figure", "try-explanation");
+        var overlay = el("img");
+        overlay.src = "data:image/png;base64," + prediction.explanation.png_base64;
+        overlay.alt = "Where the model looked for " + prediction.label + " (heatmap over the image)";
+        figure.append(overlay, el("figcaption", "help", "Where the model looked for " + prediction.label +
+          " (Grad-CAM, layer " + prediction.explanation.layer + ")"));
+        result.append(figure);
+      }
     }
 
     function send(file) {
@@ -96,6 +106,7 @@
       box.setAttribute("aria-busy", "true");
       var body = new FormData();
       body.append("image", file);
+      if (explain && explain.checked) body.append("explain", "true");
       fetch(modelUrl(), {
         method: "POST",
         body: body,
@@ -123,6 +134,7 @@
       send(input.files[0] || lastFile);
     });
     if (select) select.addEventListener("change", function () { if (lastFile) send(lastFile); });
+    if (explain) explain.addEventListener("change", function () { if (lastFile) send(lastFile); });
 
     ["dragenter", "dragover"].forEach(function (type) {
       zone.addEventListener(type, function (event) {

@@ -166,7 +166,8 @@ def job_evaluation(job) -> dict | None:
         total = sum(counts) or 1
         # Shade by the share of the true class's images, so classes of different sizes compare.
         cells = [
-            {"count": c, "share": c / total, "alpha": round(0.08 + 0.85 * c / total, 3) if c else 0} for c in counts
+            {"count": c, "share": c / total, "alpha": round(0.08 + 0.85 * c / total, 3) if c else 0, "predicted": p}
+            for c, p in zip(counts, labels, strict=False)
         ]
         rows.append({"label": label, "cells": cells, "correct": counts[labels.index(label)] if counts else 0})
     recall_ci = {r["class"]: r["ci95"] for r in evaluation.get("per_class_recall") or []}
@@ -195,6 +196,8 @@ def job_evaluation(job) -> dict | None:
         "rows": rows,
         "per_class": per_class,
         "mistakes": evaluation.get("confident_mistakes") or [],
+        # Runs whose record names each scored image's file and probabilities have galleries (galleries.py).
+        "galleries": "paths" in ((job.result or {}).get("scored") or {}),
         "best_epoch": job.result.get("best_epoch"),
         "versus_base": versus_base(job),
     }

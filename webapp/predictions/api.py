@@ -37,6 +37,12 @@ class PredictJSONParser(CappedJSONParser):
 # --- request and response shapes -----------------------------------------------------------------
 
 
+_EXPLAIN_HELP = (
+    "Add a Grad-CAM heatmap of where the model looked for its answer to each prediction (off by default). "
+    "At most TL_EXPLAIN_MAX_IMAGES images (4 unless configured) per request ask for one; more is a 400."
+)
+
+
 class InstanceSerializer(serializers.Serializer):
     b64 = serializers.CharField(help_text="The image file's bytes (JPEG, PNG, GIF, BMP, WebP or TIFF), base64.")
 
@@ -46,11 +52,13 @@ class PredictJSONSerializer(serializers.Serializer):
     top_k = serializers.IntegerField(
         required=False, min_value=1, max_value=100, help_text="Keep only the k most probable classes per image."
     )
+    explain = serializers.BooleanField(required=False, default=False, help_text=_EXPLAIN_HELP)
 
 
 class PredictMultipartSerializer(serializers.Serializer):
     image = serializers.ListField(child=serializers.FileField(), help_text="Repeat the field for several images.")
     top_k = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    explain = serializers.BooleanField(required=False, default=False, help_text=_EXPLAIN_HELP + ' Send "true".')
 
 
 class PredictedModelSerializer(serializers.Serializer):
@@ -59,6 +67,14 @@ class PredictedModelSerializer(serializers.Serializer):
     project = serializers.IntegerField()
     threshold = serializers.FloatField(
         allow_null=True, help_text="The model's confidence threshold (PATCH /api/v1/models/{id}/); null: none."
+    )
+
+
+class ExplanationSerializer(serializers.Serializer):
+    layer = serializers.CharField(help_text="The convolutional layer the heatmap is taken from (e.g. block5_conv3).")
+    png_base64 = serializers.CharField(
+        help_text="A PNG, base64, at the model's input size: the image as the model saw it with the heatmap over it "
+        "(dark blue: no evidence, through red to yellow: the most evidence for the predicted label)."
     )
 
 
@@ -72,6 +88,7 @@ class PredictionSerializer(serializers.Serializer):
     probabilities = serializers.DictField(
         child=serializers.FloatField(), help_text="Class name -> probability, most probable first."
     )
+    explanation = ExplanationSerializer(required=False, help_text="Only with explain=true.")
 
 
 class PredictResponseSerializer(serializers.Serializer):
@@ -96,17 +113,43 @@ def _parse_top_k(raw, errors: list) -> int | None:
     return value
 
 
-def _json_inputs(data) -> tuple[list[tuple[str, bytes]], int | None]:
+_TRUE, _FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no", "")
+
+
+def _parse_explain(raw, errors: list) -> bool:
+    if raw is None or isinstance(raw, bool):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    errors.append({"field": "explain", "message": f"explain must be true or false, got {raw!r}"})
+    return False
+
+
+def _check_explain_count(explain: bool, count: int) -> None:
+    limit = settings.TL_EXPLAIN_MAX_IMAGES
+    if explain and count > limit:
+        message = (
+            f"explain=true is limited to {limit} images per request (TL_EXPLAIN_MAX_IMAGES), and {count} were sent: "
+            "send fewer images, or leave explain off"
+        )
+        raise InputErrors([{"field": "explain", "message": message}])
+
+
+def _json_inputs(data) -> tuple[list[tuple[str, bytes]], int | None, bool]:
     if not isinstance(data, dict):
         raise InputErrors(
             [{"field": None, "message": 'the JSON body must be an object: {"instances": [{"b64": "..."}]}'}]
         )
     errors = [
-        {"field": key, "message": f"unknown field {key!r}; expected 'instances' and optionally 'top_k'"}
+        {"field": key, "message": f"unknown field {key!r}; expected 'instances' and optionally 'top_k' and 'explain'"}
         for key in data
-        if key not in ("instances", "top_k")
+        if key not in ("instances", "top_k", "explain")
     ]
     top_k = _parse_top_k(data.get("top_k"), errors)
+    explain = data.get("explain", False)
+    if not isinstance(explain, bool):
+        errors.append({"field": "explain", "message": f"explain must be true or false, got {explain!r}"})
+        explain = False
     instances = data.get("instances", [])
     if not isinstance(instances, list):
         errors.append({"field": "instances", "message": 'instances must be a list of {"b64": "..."} objects'})
@@ -129,22 +172,26 @@ def _json_inputs(data) -> tuple[list[tuple[str, bytes]], int | None]:
             errors.append({"field": f"{name}.b64", "index": index, "message": f"{name}.b64: not valid base64"})
     if errors:
         raise InputErrors(errors)
-    return inputs, top_k
+    _check_explain_count(explain, len(inputs))
+    return inputs, top_k, explain
 
 
-def _multipart_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
+def _multipart_inputs(request) -> tuple[list[tuple[str, bytes]], int | None, bool]:
     errors = []
     for key in request.FILES:
         if key != "image":
             errors.append({"field": key, "message": f"unknown field {key!r}; send images as 'image' (repeatable)"})
     fields = request.POST if hasattr(request, "POST") else {}
     for key in fields:
-        if key != "top_k":
-            errors.append({"field": key, "message": f"unknown field {key!r}; expected 'image' files and 'top_k'"})
-    top_k_values = fields.getlist("top_k") if "top_k" in fields else []
-    if len(top_k_values) > 1:
-        errors.append({"field": "top_k", "message": "top_k was sent more than once"})
-    top_k = _parse_top_k(top_k_values[0] if top_k_values else None, errors)
+        if key not in ("top_k", "explain"):
+            errors.append(
+                {"field": key, "message": f"unknown field {key!r}; expected 'image' files, 'top_k' and 'explain'"}
+            )
+    for key in ("top_k", "explain"):
+        if len(fields.getlist(key) if key in fields else []) > 1:
+            errors.append({"field": key, "message": f"{key} was sent more than once"})
+    top_k = _parse_top_k(fields.get("top_k") if "top_k" in fields else None, errors)
+    explain = _parse_explain(fields.get("explain") if "explain" in fields else None, errors)
     if errors:
         raise InputErrors(errors)
     inputs = []
@@ -154,11 +201,12 @@ def _multipart_inputs(request) -> tuple[list[tuple[str, bytes]], int | None]:
         # The browser's file name goes into error messages so that users know which file was bad.
         label = f"image[{index}] ({os.path.basename(upload.name or '')[:100]})" if upload.name else f"image[{index}]"
         inputs.append((f"image[{index}]", upload.read(limit + 1), label))
-    return inputs, top_k
+    _check_explain_count(explain, len(inputs))
+    return inputs, top_k, explain
 
 
-def predict_inputs(request) -> tuple[list[tuple], int | None]:
-    """(field name, bytes[, label with the file name]) per image in input order, and top_k."""
+def predict_inputs(request) -> tuple[list[tuple], int | None, bool]:
+    """(field name, bytes[, label with the file name]) per image in input order, top_k and explain."""
     data = request.data
     if request.content_type.startswith("multipart/"):
         return _multipart_inputs(request)
@@ -205,11 +253,11 @@ class _PredictView(APIView):
         super().initial(request, *args, **kwargs)
 
     def _run(self, request, call) -> Response:
-        inputs, top_k = predict_inputs(request)
+        inputs, top_k, explain = predict_inputs(request)
         call.image_count = len(inputs)
         with services.predict_work_slot():
             call.images = services.images_check(inputs=inputs, image_size=tuple(call.model.image_size))
-            return Response(services.predict_images(model=call.model, images=call.images, top_k=top_k))
+            return Response(services.predict_images(model=call.model, images=call.images, top_k=top_k, explain=explain))
 
 
 class ProjectPredictView(_PredictView):

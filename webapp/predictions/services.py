@@ -3,6 +3,7 @@
 See docs/architecture.md, "The API contract".
 """
 
+import base64
 import logging
 import threading
 import time
@@ -100,40 +101,81 @@ def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[Ch
     return checked
 
 
-def predict_images(*, model: TrainedModel, images: list[CheckedImage], top_k: int | None = None) -> dict:
+def _loaded(model: TrainedModel):
+    from workers.ml.errors import MLError
+
+    try:
+        return model_cache().get(model)
+    except MLError as exc:
+        log.error("model %s could not be loaded: %s", model.pk, exc)
+        raise Unavailable(f"Model {model.pk} (v{model.version}) could not be loaded: {exc}") from None
+
+
+def _explain(model: TrainedModel, loaded, batch: np.ndarray, classes: list[int]) -> list[tuple[str, bytes]]:
+    """(layer, PNG overlay) of each image's Grad-CAM heatmap for its class in `classes` (workers/ml/gradcam.py)."""
+    from workers.ml.errors import MLError
+    from workers.ml.gradcam import overlay_png
+
+    try:
+        explanations = loaded.explain(batch, classes)
+    except MLError as exc:
+        raise ServiceError(f"Model {model.pk} (v{model.version}) cannot be explained: {exc}.") from None
+    return [(e.layer, overlay_png(image, e.heatmap)) for image, e in zip(batch, explanations, strict=True)]
+
+
+def predict_images(
+    *, model: TrainedModel, images: list[CheckedImage], top_k: int | None = None, explain: bool = False
+) -> dict:
     """Probabilities for `images` from `model`, in input order (the API's response body).
 
     Each prediction lists the `top_k` most probable classes (all when None), most probable first,
     and is `accepted` when its confidence reaches the model's threshold (always, without one): a
-    client answers "unknown" for the others. Raises Unavailable (503) when the model file cannot be loaded.
+    client answers "unknown" for the others. With `explain`, each also carries a Grad-CAM overlay of
+    where the model looked for its answer, as base64 PNG (callers bound how many images ask for one).
+    Raises Unavailable (503) when the model file cannot be loaded.
     """
-    from workers.ml.errors import MLError
-
-    try:
-        loaded = model_cache().get(model)
-    except MLError as exc:
-        log.error("model %s could not be loaded: %s", model.pk, exc)
-        raise Unavailable(f"Model {model.pk} (v{model.version}) could not be loaded: {exc}") from None
-    probs = loaded.run(np.stack([image.array for image in images]))
+    loaded = _loaded(model)
+    batch = np.stack([image.array for image in images])
+    probs = loaded.run(batch)
+    overlays = _explain(model, loaded, batch, probs.argmax(axis=1).tolist()) if explain else None
     names = list(loaded.class_names)
     k = len(names) if top_k is None else min(top_k, len(names))
     threshold = model.threshold
     predictions = []
-    for row in probs:
+    for index, row in enumerate(probs):
         order = sorted(range(len(names)), key=lambda i: -float(row[i]))[:k]
         confidence = float(row[order[0]])
-        predictions.append(
-            {
-                "label": names[order[0]],
-                "confidence": confidence,
-                "accepted": threshold is None or confidence >= threshold,
-                "probabilities": {names[i]: float(row[i]) for i in order},
-            }
-        )
+        prediction = {
+            "label": names[order[0]],
+            "confidence": confidence,
+            "accepted": threshold is None or confidence >= threshold,
+            "probabilities": {names[i]: float(row[i]) for i in order},
+        }
+        if overlays is not None:
+            layer, png = overlays[index]
+            prediction["explanation"] = {"layer": layer, "png_base64": base64.b64encode(png).decode("ascii")}
+        predictions.append(prediction)
     return {
         "model": {"id": model.pk, "version": model.version, "project": model.project_id, "threshold": threshold},
         "predictions": predictions,
     }
+
+
+def explanation_png(*, model: TrainedModel, data: bytes) -> bytes:
+    """A Grad-CAM overlay (PNG) of one stored image of the model's dataset, for its predicted class.
+
+    Decoded as evaluation decoded it, at the model's input size; the model comes from this process's
+    serving cache, as for predict (the galleries' overlays: webapp/predictions/views.py)."""
+    image = check_image(
+        data,
+        image_size=tuple(model.image_size),
+        max_bytes=max(len(data), 1),
+        max_pixels=settings.TL_IMAGE_MAX_PIXELS,
+    )
+    loaded = _loaded(model)
+    batch = image.array[None]
+    predicted = int(loaded.run(batch).argmax(axis=1)[0])
+    return _explain(model, loaded, batch, [predicted])[0][1]
 
 
 def prediction_log_create(

@@ -317,6 +317,9 @@ TL_PREDICT_MAX_IMAGE_BYTES = env_int("TL_PREDICT_MAX_IMAGE_BYTES", 10 * 1024**2,
 # webapp/core/uploads.py) in place of DATA_UPLOAD_MAX_MEMORY_SIZE; base64 inflates images by 4/3.
 TL_PREDICT_MAX_BODY_BYTES = env_int("TL_PREDICT_MAX_BODY_BYTES", 64 * 1024**2, minimum=1024)
 TL_PREDICT_MAX_TOP_K = 100
+# Images one predict request may ask Grad-CAM heatmaps for (explain=true): each costs a forward and a
+# backward pass, several times a plain prediction (docs/decisions.md, "Error analysis").
+TL_EXPLAIN_MAX_IMAGES = env_int("TL_EXPLAIN_MAX_IMAGES", 4, minimum=1)
 # Pixels one request may decode, summed over its images and counted from their headers before
 # any is decoded (a JPEG counts at the reduced scale it is decoded at). Images are decoded one
 # at a time and shrunk to the model's size at once, so this bounds CPU time per request; the

@@ -68,6 +68,12 @@ class LoadedModel:
         # One call at a time: Keras models are not documented as thread-safe, and
         # batches are small enough that serialising them costs little.
         self._lock = threading.Lock()
+        self._explainer = None  # a GradCam, built on the first explain
+
+    @property
+    def keras_model(self) -> keras.Model:
+        """The Keras model itself, for analyses that run it in parts (workers.ml.datamap)."""
+        return self._model
 
     @classmethod
     def load(cls, model_dir: Path, *, expected_sha256: str | None = None) -> LoadedModel:
@@ -97,3 +103,13 @@ class LoadedModel:
         if not images:
             return np.zeros((0, len(self.class_names)), np.float32)
         return self.run(model_inputs(images, self.image_size))
+
+    def explain(self, batch: np.ndarray, class_indices: list[int] | None = None) -> list:
+        """Grad-CAM explanations (workers.ml.gradcam) of a uint8 batch already decoded by ``model_inputs``,
+        for ``class_indices`` or each image's top class. MLError when the model has no convolution."""
+        from workers.ml.gradcam import GradCam
+
+        with self._lock:
+            if self._explainer is None:
+                self._explainer = GradCam(self._model)
+            return self._explainer.explain(np.asarray(batch, np.uint8), class_indices)
