@@ -11,7 +11,8 @@
       labels: data.labels,
       datasets: [
         { label: "train", data: data.train, backgroundColor: "#2f5fd0" },
-        { label: "validation", data: data.validation, backgroundColor: "#a86400" }
+        { label: "validation", data: data.validation, backgroundColor: "#a86400" },
+        { label: "test", data: data.test, backgroundColor: "#1b7f5a" }
       ]
     },
     options: { responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }

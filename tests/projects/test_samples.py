@@ -70,6 +70,8 @@ def test_a_sample_project_from_the_page_offline_first_then_with_the_file_in_plac
     assert "28x28 resized up to at least 32 px" in note
     page = alice_client.get(reverse("projects:dataset_detail", args=[dataset.pk])).content.decode()
     assert f"This version is {note}." in page
+    # The sample's own test split is on the report, beside train and validation.
+    assert "<th>Test</th>" in page and "<td>trouser</td><td>2</td><td>1</td><td>2</td>" in page
 
 
 def test_the_api_queues_a_sample_and_names_what_is_wrong(storage, alice, clean_broker):

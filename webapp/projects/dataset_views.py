@@ -155,6 +155,7 @@ def _chart_data(classes) -> dict:
         "labels": [c.name for c in classes],
         "train": [c.train_count for c in classes],
         "validation": [c.validation_count for c in classes],
+        "test": [c.test_count for c in classes],
     }
 
 
