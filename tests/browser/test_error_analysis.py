@@ -9,11 +9,22 @@ from tests.trained import shape_png
 from webapp.experiments import datamaps
 from webapp.experiments.models import DataMap
 
-from .support import drop_file, screenshot
+from .support import ROOT, drop_file, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LOADED = "els => els.length > 0 && els.every(e => e.complete && e.naturalWidth > 0)"
+AXE = ROOT / "static" / "vendor" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is (its <details> opened), each with where."""
+    page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa"]}}))
+        .violations.map((v) => v.id + ": " + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; "))"""
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +50,7 @@ def test_it_opens_the_images_behind_the_numbers_and_where_the_model_looked(signe
     focused = page.evaluate("document.activeElement.querySelector('img').alt")
     assert "labelled square: predicted circle with" in focused
     screenshot(page, "19-cell-gallery-1280")
+    problems = {"cell gallery": axe_violations(page)}
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "19-cell-gallery-390")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -48,6 +60,7 @@ def test_it_opens_the_images_behind_the_numbers_and_where_the_model_looked(signe
     assert overlays.count() >= 1
     page.wait_for_function(f"({LOADED})([...document.querySelectorAll('[data-testid=overlay]')])", timeout=60_000)
     screenshot(page, "19-mistakes-1280")
+    problems["mistakes"] = axe_violations(page)
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "19-mistakes-390")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -68,7 +81,8 @@ def test_it_opens_the_images_behind_the_numbers_and_where_the_model_looked(signe
     legend = page.evaluate("Chart.getChart(document.getElementById('data-map')).data.datasets.map(d => d.label)")
     assert legend == ["right", "wrong"]
     page.get_by_text("The map as a table").click()
-    assert page.locator(".map-table tbody tr").count() == 24  # the first page of 63 images
+    assert page.locator(".map-table tbody tr").count() == 24  # the first page of 51 images
+    problems["map"] = axe_violations(page)
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "19-map-390")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -82,3 +96,4 @@ def test_it_opens_the_images_behind_the_numbers_and_where_the_model_looked(signe
     page.wait_for_function(f"({LOADED})([...document.querySelectorAll('#try-it .try-explanation img')])")
     page.locator("#try-it").scroll_into_view_if_needed()
     screenshot(page, "19-try-it-explain-1280")
+    assert not any(problems.values()), problems

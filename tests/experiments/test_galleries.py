@@ -120,10 +120,12 @@ def test_the_map_scores_every_image_and_ranks_whole_classes(
         data_map.status == "queued"
         and "waiting for a worker" in client.get(url("data_map", experiment)).content.decode()
     )
+    assert "HX-Refresh" not in client.get(url("data_map", experiment, "?status=1"))  # polled while queued
     # What the task does in a worker, run here.
     assert datamaps.data_map_run(data_map_id=data_map.pk, worker="test") == "ready"
     assert datamaps.data_map_run(data_map_id=data_map.pk, worker="test") == "skipped"  # a redelivery
     data_map.refresh_from_db()
+    assert client.get(url("data_map", experiment, "?status=1"))["HX-Refresh"] == "true"  # done: the page reloads
     n = 3 * (6 + VALIDATION) + MISFILED
     coords = data_map.result["coordinates"]
     assert len(coords) == len(data_map.result["paths"]) == n and all(len(xy) == 2 for xy in coords)
