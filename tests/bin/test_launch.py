@@ -176,6 +176,12 @@ def test_run_and_setup_migrate_first_and_create_the_first_admin_last():
         assert steps[0] == ("migrate", "--noinput") and steps[-1] == ("ensure_admin",)
 
 
+def test_bin_test_runs_pytest_in_two_processes_unless_its_arguments_choose():
+    assert launch.parallel(["tests/ml", "-x"]) == ["-n", "2", "--dist", "loadgroup"]
+    for chosen in (["-n", "0"], ["-n4"], ["--numprocesses=3"], ["--dist", "load"], ["-p", "no:xdist"], ["--pdb"]):
+        assert launch.parallel(["tests/ml", *chosen]) == [], chosen
+
+
 # --- the real bin/run -------------------------------------------------------------------------
 
 
