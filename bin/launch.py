@@ -525,6 +525,10 @@ def main(argv: list[str] | None = None) -> int:
         proc_p.add_argument("name", help="a process app_processes() declares")
         proc_p.add_argument("--bind", default=default_bind())
         proc_p.set_defaults(func=func)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"]:
+        # Everything after `test` is pytest's: argparse would take a leading option (`-n 0`) as its own.
+        return test(argparse.Namespace(pytest_args=argv[1:]))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -182,6 +182,13 @@ def test_bin_test_runs_pytest_in_two_processes_unless_its_arguments_choose():
         assert launch.parallel(["tests/ml", *chosen]) == [], chosen
 
 
+def test_bin_test_hands_every_argument_after_test_to_pytest_options_first_included(monkeypatch):
+    received = []
+    monkeypatch.setattr(launch, "test", lambda args: received.append(args.pytest_args) or 0)
+    assert launch.main(["test", "-n", "0", "tests/ml", "-x"]) == 0
+    assert received == [["-n", "0", "tests/ml", "-x"]]
+
+
 # --- the real bin/run -------------------------------------------------------------------------
 
 
