@@ -26,7 +26,7 @@ def test_upload_train_publish_and_try_a_model(signed_in, tmp_path, clean_broker)
         # A project.
         page.get_by_role("link", name="Projects", exact=True).click()
         screenshot(page, "01-projects-empty")
-        page.get_by_role("link", name="New project").first.click()
+        page.get_by_role("link", name="New project", exact=True).click()
         page.get_by_label("Name").fill("Shapes")
         page.get_by_label("Description").fill("Red discs and green discs.")
         page.get_by_role("button", name="Save").click()

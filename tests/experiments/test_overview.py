@@ -24,7 +24,7 @@ def evaluated(model, accuracy, split="test", n=40):
 
 def test_a_new_project_asks_for_data(project):
     step = project_overview(project)["next_step"]
-    assert step.action == "Upload data"
+    assert step.action == "Upload your images"
     assert step.url == reverse("projects:dataset_upload", args=[project.pk])
 
 

@@ -159,7 +159,7 @@ def test_the_page_offers_resume_for_a_failed_job_with_a_checkpoint_and_says_wher
     response = client.post(action, follow=True)
 
     assert response.redirect_chain[-1][0] == page
-    assert "continue from its checkpoint" in response.content.decode()
+    assert "Run 1 is queued to continue from its checkpoint after epoch 2" in response.content.decode()
     job.refresh_from_db()
     assert job.status == Status.QUEUED
     TrainingJob.objects.filter(pk=job.pk).update(status=Status.RUNNING, resumed_from_epoch=2)

@@ -53,8 +53,12 @@ def test_it_asks_for_the_archive_field(alice_api, alice_project):
     assert not Dataset.objects.exists()
 
 
-def test_it_refuses_json_for_an_upload(alice_api, alice_project):
+def test_json_is_a_sample_request_and_an_archive_sent_as_json_is_refused_by_name(alice_api, alice_project):
+    # JSON asks for a Keras sample ({"sample", "per_class"}); an archive only comes as multipart.
     response = alice_api.post(f"/api/v1/projects/{alice_project.pk}/datasets/", {"archive": "x"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "archive: unknown field 'archive'; expected one of sample, per_class"
+    response = alice_api.post(f"/api/v1/projects/{alice_project.pk}/datasets/", "x", content_type="text/plain")
     assert response.status_code == 415
 
 

@@ -93,6 +93,6 @@ def _next_step(project, *, published, has_succeeded: bool, active: list) -> Next
         )
     return NextStep(
         "Upload your images: one folder per class, optionally split into train/ and validation/.",
-        "Upload data",
+        "Upload your images",
         reverse("projects:dataset_upload", args=[pid]),
     )

@@ -15,6 +15,7 @@ from webapp.projects.models import Dataset
 from webapp.projects.selectors import project_for_user
 
 from . import editing, estimates, selectors, services, thresholds
+from .checkpoints import checkpoint_epoch
 from .clone import clone_initial
 from .forms import PRESETS, ExperimentForm
 from .jobqueue import BrokerUnavailable
@@ -128,6 +129,8 @@ def _status_context(experiment):
         "job": job,
         "eta": job.eta() if job else None,
         "resumable": selectors.job_resumable(job),
+        # A queued run that will continue from a checkpoint says so (its banner is the only message).
+        "continues_from": checkpoint_epoch(job.pk) if job and job.status == job.Status.QUEUED else None,
         "evaluation": selectors.job_evaluation(job),
     }
 
