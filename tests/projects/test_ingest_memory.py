@@ -63,4 +63,3 @@ def test_it_ingests_2000_images_with_bounded_memory(storage, project, alice, tmp
     # that matters is the one against the archive's size below.
     assert peak < 10 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB for a {archive_bytes / 2**20:.0f} MB archive"
     assert peak * 3 < archive_bytes
-    assert elapsed < 60
