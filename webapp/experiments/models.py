@@ -197,10 +197,9 @@ class TrainedModel(models.Model):
         return storage.path_of(self.path)
 
 
-class LabelReview(models.Model):
-    """The likely label errors of one dataset version (docs/decisions.md, "Likely label errors"):
-    queued -> running -> ready | failed, computed by a task on the default queue from the bottleneck
-    features of `experiment`'s backbone, weights and image size. Asking again replaces the ranking."""
+class BackgroundWork(models.Model):
+    """What a default-queue task computes for a page: queued -> running -> ready | failed, claimed by
+    the worker whose task id it holds, with the result or the error a user can act on."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -208,21 +207,31 @@ class LabelReview(models.Model):
         READY = "ready"
         FAILED = "failed"
 
-    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="label_review")
-    # Whose features: the backbone, weights and image size come from its config.
-    experiment = models.ForeignKey(Experiment, null=True, on_delete=models.SET_NULL, related_name="+")
-    features = models.JSONField(default=dict)  # {"backbone", "weights", "image_size", "seed"}
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     task_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
     worker = models.CharField(max_length=255, blank=True)
-    progress = models.FloatField(default=0.0)
-    # {"class_names", "images", "folds", "cache_hit", "issues": [{path, split, given, suggested, confidence,
-    # suggested_confidence}, ...]} ranked, most likely mislabelled first.
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class LabelReview(BackgroundWork):
+    """The likely label errors of one dataset version (docs/decisions.md, "Likely label errors"):
+    queued -> running -> ready | failed, computed by a task on the default queue from the bottleneck
+    features of `experiment`'s backbone, weights and image size. Asking again replaces the ranking."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="label_review")
+    # Whose features: the backbone, weights and image size come from its config.
+    experiment = models.ForeignKey(Experiment, null=True, on_delete=models.SET_NULL, related_name="+")
+    features = models.JSONField(default=dict)  # {"backbone", "weights", "image_size", "seed"}
+    progress = models.FloatField(default=0.0)
+    # result: {"class_names", "images", "folds", "cache_hit", "issues": [{path, split, given, suggested,
+    # confidence, suggested_confidence}, ...]} ranked, most likely mislabelled first.
 
     def __str__(self):
         return f"label review of {self.dataset} ({self.status})"
@@ -232,29 +241,15 @@ class LabelReview(models.Model):
         return (self.result or {}).get("issues", [])
 
 
-class DataMap(models.Model):
+class DataMap(BackgroundWork):
     """A trained model's view of its whole dataset (docs/decisions.md, "Error analysis"): each image's
     probabilities and a 2-D place from its backbone features. queued -> running -> ready | failed,
     computed by a task on the default queue; asking again after a failure runs it again."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        READY = "ready"
-        FAILED = "failed"
-
     model = models.OneToOneField(TrainedModel, on_delete=models.CASCADE, related_name="data_map")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    task_id = models.CharField(max_length=64, unique=True, default=uuid.uuid4)
-    worker = models.CharField(max_length=255, blank=True)
     seed = models.PositiveIntegerField(default=0)
-    # {"class_names", "paths", "labels", "probabilities", "coordinates"}: one entry per image, in split,
-    # class and file order (workers.ml.datamap.DataMap).
-    result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    # result: {"class_names", "paths", "labels", "probabilities", "coordinates"}: one entry per image, in
+    # split, class and file order (workers.ml.datamap.DataMap).
 
     def __str__(self):
         return f"data map of {self.model} ({self.status})"
