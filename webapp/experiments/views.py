@@ -28,6 +28,13 @@ def _experiment(request, project_id, experiment_id):
     return experiment
 
 
+def _model(request, project_id, model_id):
+    model = selectors.model_for_user(request.user, model_id)
+    if model.project_id != project_id:
+        raise Http404("No such model in this project.")
+    return model
+
+
 @login_required
 def experiment_list(request, project_id):
     project = project_for_user(request.user, project_id)
@@ -256,9 +263,7 @@ def _threshold_from_percent(raw: str) -> float:
 @login_required
 @require_POST
 def model_threshold(request, project_id, model_id):
-    model = selectors.model_for_user(request.user, model_id)
-    if model.project_id != project_id:
-        raise Http404("No such model in this project.")
+    model = _model(request, project_id, model_id)
     try:
         threshold = None if "clear" in request.POST else _threshold_from_percent(request.POST.get("threshold", ""))
         thresholds.trained_model_threshold_set(model=model, threshold=threshold)
@@ -279,9 +284,7 @@ def model_threshold(request, project_id, model_id):
 @login_required
 @require_POST
 def model_publish(request, project_id, model_id):
-    model = selectors.model_for_user(request.user, model_id)
-    if model.project_id != project_id:
-        raise Http404("No such model in this project.")
+    model = _model(request, project_id, model_id)
     try:
         services.trained_model_publish(model=model)
     except ServiceError as exc:
@@ -343,9 +346,7 @@ def experiment_delete(request, project_id, experiment_id):
 @login_required
 def model_delete(request, project_id, model_id):
     """GET: what the delete removes, or why it is refused; POST: delete."""
-    model = selectors.model_for_user(request.user, model_id)
-    if model.project_id != project_id:
-        raise Http404("No such model in this project.")
+    model = _model(request, project_id, model_id)
     if request.method == "POST":
         try:
             editing.trained_model_delete(model=model)
