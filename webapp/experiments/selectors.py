@@ -1,6 +1,7 @@
 """Reads shaped for the experiment pages and the API. Another user's objects are not found (404)."""
 
 from django.db.models import Max, OuterRef, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -104,6 +105,14 @@ def models_for_project(project):
 
 def model_for_user(user, model_id) -> TrainedModel:
     return get_object_or_404(TrainedModel.objects.select_related("project"), pk=model_id, project__owner=user)
+
+
+def model_in_project_for_user(user, project_id, model_id) -> TrainedModel:
+    """`user`'s model `model_id`, found under the page's project only (404 otherwise)."""
+    model = model_for_user(user, model_id)
+    if model.project_id != project_id:
+        raise Http404("No such model in this project.")
+    return model
 
 
 def bottleneck_bases_for_project(project):

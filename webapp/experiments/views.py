@@ -29,10 +29,7 @@ def _experiment(request, project_id, experiment_id):
 
 
 def _model(request, project_id, model_id):
-    model = selectors.model_for_user(request.user, model_id)
-    if model.project_id != project_id:
-        raise Http404("No such model in this project.")
-    return model
+    return selectors.model_in_project_for_user(request.user, project_id, model_id)
 
 
 @login_required

@@ -2,22 +2,18 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.errors import ServiceError
-from webapp.experiments.selectors import model_for_user
+from webapp.experiments.selectors import model_in_project_for_user
 
 from . import selectors, services
 
 
 def _model(request, project_id, model_id):
-    model = model_for_user(request.user, model_id)
-    if model.project_id != project_id:
-        raise Http404("No such model in this project.")
-    return model
+    return model_in_project_for_user(request.user, project_id, model_id)
 
 
 @login_required
