@@ -79,11 +79,9 @@ def _selected_ids(request) -> list[int]:
 
 
 def _latest_jobs(experiments) -> dict[int, TrainingJob]:
-    latest = {}
-    jobs = TrainingJob.objects.filter(experiment__in=experiments).order_by("experiment_id", "-created_at", "-pk")
-    for job in jobs:
-        latest.setdefault(job.experiment_id, job)
-    return latest
+    """Each experiment's latest job, as selectors.experiments_for_project chose it (one rule for "latest")."""
+    jobs = TrainingJob.objects.in_bulk([e.latest_job_id for e in experiments if e.latest_job_id])
+    return {e.pk: jobs[e.latest_job_id] for e in experiments if e.latest_job_id in jobs}
 
 
 def _histories(jobs) -> dict[int, list[dict]]:
