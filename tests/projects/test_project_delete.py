@@ -23,6 +23,15 @@ def _snapshot(root) -> dict[str, str]:
     return {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files_under(root)}
 
 
+def _all_rows() -> str:
+    """Every row of the app's own models, as JSON."""
+    from django.apps import apps
+    from django.core import serializers
+
+    models = [m for m in apps.get_models() if m.__module__.startswith("webapp.")]
+    return "".join(serializers.serialize("json", m.objects.all()) for m in models)
+
+
 def _api(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
@@ -96,6 +105,10 @@ def test_deleting_a_project_removes_every_file_it_owns_and_nothing_else(storage,
         f"uploads/session-{session.pk}/",
     ):
         assert any(f.startswith(folder) for f in owned), f"nothing was written under {folder}"
+
+    # Rows hold keys relative to the root, never where the root is today (docs/architecture.md, "Storage layout").
+    rows = _all_rows()
+    assert str(storage) not in rows and str(storage.resolve()) not in rows, "a row stores an absolute path"
 
     assert api.delete(f"/api/v1/projects/{project.pk}/").status_code == 204
 
