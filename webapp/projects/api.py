@@ -15,9 +15,16 @@ from webapp.core.api.common import StrictBooleanField, StrictCharField, StrictLi
 from webapp.core.api.errors import error_responses
 from webapp.core.api.parsers import BoundedJSONParser
 from webapp.core.uploads import limit_upload
+from workers.ml.samples import SAMPLES
 
 from . import selectors, services
-from .datasets import dataset_create_from_archive, dataset_create_from_sample, dataset_delete, dataset_retry
+from .datasets import (
+    MAX_SAMPLE_PER_CLASS,
+    dataset_create_from_archive,
+    dataset_create_from_sample,
+    dataset_delete,
+    dataset_retry,
+)
 from .models import Dataset, DatasetClass, Project
 from .without_leaks import dataset_create_without_leaks
 
@@ -131,13 +138,14 @@ class DatasetUploadSerializer(StrictSerializer):
 
 class DatasetSampleSerializer(StrictSerializer):
     sample = serializers.ChoiceField(
-        choices=["cifar10", "cifar100", "cifar100_coarse", "mnist", "fashion_mnist", "shapes"],
+        choices=list(SAMPLES),
         help_text="A Keras sample dataset (workers/ml/samples.py); its own test split becomes the test split.",
     )
     per_class = serializers.JSONField(
         required=False,
         default=100,
-        help_text='Training images per class (1 to 6000), or "all". Validation and test take a fifth as many.',
+        help_text=f'Training images per class (1 to {MAX_SAMPLE_PER_CLASS}), or "all". Validation and test take a '
+        "fifth as many.",
     )
 
 

@@ -5,21 +5,20 @@ from django.core.management.base import CommandError
 from webapp.core.errors import ServiceError
 from webapp.projects.datasets import dataset_import_sample
 from webapp.projects.models import Dataset
+from workers.ml.samples import SAMPLES
 
 from .import_dataset import Command as ImportDatasetCommand
 
 
 class Command(ImportDatasetCommand):
     help = (
-        "Load a Keras sample dataset (cifar10, cifar100, cifar100_coarse, mnist, fashion_mnist, shapes) and ingest it as a "
-        "new dataset version of a project. Keras downloads it once into its cache ($KERAS_HOME/datasets)."
+        f"Load a Keras sample dataset ({', '.join(SAMPLES)}) and ingest it as a new dataset version of a project. "
+        "Keras downloads it once into its cache ($KERAS_HOME/datasets)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="project id, or name (with --owner when names repeat)")
-        parser.add_argument(
-            "sample", help="cifar10, cifar100, cifar100_coarse, mnist, fashion_mnist or shapes (generated, no download)"
-        )
+        parser.add_argument("sample", help=f"{', '.join(SAMPLES)} (shapes is generated: no download)")
         parser.add_argument("--per-class", default="100", help="training images per class (default 100), or all")
         parser.add_argument("--owner", help="username of the project's owner")
 
