@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tests.predictions.conftest import make_dataset, make_model
@@ -40,6 +42,32 @@ def test_it_names_an_out_of_range_value(alice_api, alice_project, dataset):
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "epochs"
     assert not Experiment.objects.exists()
+
+
+def test_it_refuses_settings_whose_estimated_memory_is_over_the_training_budget(
+    alice_api, alice_project, dataset, settings
+):
+    # The break-it reproduction: image size 1024 with batch 1024 and 8192 head units.
+    settings.TL_TRAINING_MEMORY_BYTES = 16 * 1024**3
+    response = _create(
+        alice_api, alice_project, dataset=dataset.pk, mode="bottleneck", weights="none",
+        image_size=1024, batch_size=1024, head={"units": 8192},
+    )  # fmt: skip
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errors"][0]["field"] == "head.units"
+    # 82.1 GiB for the settings alone (tests/ml/test_config.py), plus this dataset's cached features.
+    assert re.search(r"this experiment would need about 82\.\d GiB of memory to train", body["detail"])
+    assert "head weights 64.0 GiB, feature extraction 16.0 GiB" in body["detail"]
+    assert "budget of 16.0 GiB (TL_TRAINING_MEMORY_BYTES)" in body["detail"]
+    assert not Experiment.objects.exists() and not TrainingJob.objects.exists()
+    # The same settings fit a worker whose budget is larger.
+    settings.TL_TRAINING_MEMORY_BYTES = 128 * 1024**3
+    fits = _create(
+        alice_api, alice_project, dataset=dataset.pk, mode="bottleneck", weights="none",
+        image_size=1024, batch_size=1024, head={"units": 8192},
+    )  # fmt: skip
+    assert fits.status_code == 201, fits.content
 
 
 def test_it_names_the_dataset_when_it_is_not_this_projects(alice_api, alice_project, bob_project):

@@ -287,6 +287,52 @@ def test_it_finishes_a_request_in_flight_on_the_old_model(alice, tiny_model, fre
     assert _post(api_client(alice), url, images[:1]).json()["model"]["id"] == new.pk
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_process_decodes_and_predicts_for_at_most_tl_predict_concurrency_requests_at_once(
+    alice, tiny_model, fresh_model_cache, settings, monkeypatch
+):
+    from webapp.predictions import services
+    from webapp.projects.models import Project
+
+    settings.TL_PREDICT_CONCURRENCY = 1
+    monkeypatch.setattr(services, "_work_slots", None)  # made again from the setting above
+    project = Project.objects.create(owner=alice, name="One at a time")
+    loaded = model_cache().get(make_model(project, tiny_model, published=True))
+    entered, release, second_decodes = threading.Event(), threading.Event(), threading.Event()
+    original_run, original_check, decoding = loaded.run, services.images_check, []
+
+    def gated(batch):
+        entered.set()
+        assert release.wait(30)
+        return original_run(batch)
+
+    def counted(**kwargs):
+        decoding.append(threading.get_ident())
+        if len(decoding) == 2:
+            second_decodes.set()
+        return original_check(**kwargs)
+
+    loaded.run = gated
+    monkeypatch.setattr(services, "images_check", counted)
+    url, images, results = f"/api/v1/projects/{project.pk}/predict/", _probe_images()[:2], {}
+    first = threading.Thread(target=lambda: results.update(first=_post(api_client(alice), url, images)))
+    second = threading.Thread(target=lambda: results.update(second=_post(api_client(alice), url, images)))
+    first.start()
+    try:
+        assert entered.wait(30)
+        second.start()
+        # The first request holds the only slot while it predicts: the second may not even decode.
+        assert not second_decodes.wait(3), "a second request decoded while the first held the only slot"
+        release.set()
+        first.join(30), second.join(30)
+    finally:
+        release.set()
+        loaded.run = original_run
+    assert second_decodes.is_set() and len(set(decoding)) == 2
+    assert results["first"].status_code == results["second"].status_code == 200
+    _assert_matches(results["second"].json(), tiny_model, images)
+
+
 def test_it_answers_503_when_the_model_file_fails_its_checksum(alice_api, alice_project, tiny_model):
     model = make_model(alice_project, tiny_model, path=copy_model_files(tiny_model, "tiny-copy-bad"), checksum="0" * 64)
     response = _post(alice_api, f"/api/v1/models/{model.pk}/predict/", _probe_images()[:1])
