@@ -1,3 +1,4 @@
+import base64
 import json
 import shutil
 import subprocess
@@ -276,6 +277,80 @@ def test_a_dataset_problem_fails_the_job_with_the_engine_message_and_no_retry(pr
     assert job.status == Status.FAILED and "train/ folder" in job.error and job.attempts == 1
     assert not TrainedModel.objects.exists()
     assert not list((storage.storage_root() / ".staging").iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_that_does_not_load_back_fails_the_job_naming_the_cause(project, dataset, alice, monkeypatch):
+    # The issue's bug put back: RandomShear inside the saved model, which Keras 3.15 saves with a
+    # negative x_factor its own constructor refuses. Training and evaluation go well; loading fails.
+    import keras
+
+    from workers.ml.modes import scratch
+
+    real = scratch.build_scratch_model
+
+    def with_shear_inside(image_size, n_classes, standardization=None):
+        shear = keras.layers.RandomShear(x_factor=0.2, y_factor=0.0, name="saved_shear")
+        return real(image_size, n_classes, keras.Sequential([shear, *standardization.layers]))
+
+    monkeypatch.setattr(scratch, "build_scratch_model", with_shear_inside)
+    config = {"mode": "scratch", "image_size": [32, 32], "epochs": 1, "batch_size": 8}
+    job = TrainingJob.objects.create(experiment=create(project, dataset, alice, config, start=False))
+    assert services.training_job_run(job_id=job.pk, worker_hostname="w") == "failed"
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.attempts == 1  # not retried: the cause is the model
+    assert job.error.startswith("the saved model does not load back as serving loads it: ")
+    assert "RandomShear" in job.error and "could not be deserialized" in job.error
+    assert not TrainedModel.objects.exists()
+    assert not list(storage.models_root().glob("*/model.keras"))
+    assert not list((storage.storage_root() / ".staging").iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fine_tune_with_shear_serves_and_states_its_result_against_its_base(alice):
+    """The issue's path as a user takes it: a bottleneck run, a fine-tune of it with the blog's
+    augmentation, published and asked over HTTP; the API states the fine-tune against its base."""
+    from rest_framework.test import APIClient
+
+    from webapp.accounts.services import api_token_create
+    from webapp.predictions.serving import reset_model_cache
+
+    project = make_project(alice)
+    dataset = make_dataset(project)
+    base = create(project, dataset, alice, start=False)
+    base_job = TrainingJob.objects.create(experiment=base)
+    assert services.training_job_run(job_id=base_job.pk, worker_hostname="w") == "succeeded"
+    base_job.refresh_from_db()
+    augmentation = {"shear_range": 11.4592, "zoom_range": 0.2, "horizontal_flip": True}
+    config = {**FINETUNE, "base_experiment": base.pk, "augmentation": augmentation}
+    tuned = create(project, dataset, alice, config, start=False)
+    job = TrainingJob.objects.create(experiment=tuned)
+    assert services.training_job_run(job_id=job.pk, worker_hostname="w") == "succeeded", job.error
+    job.refresh_from_db()
+    assert job.result["round_trip"]["max_abs_diff"] <= 1e-5
+    # The base was measured by the fine-tune on the same validation images its own run was scored on.
+    assert job.result["base_evaluation"]["n"] == base_job.result["evaluation"]["n"] == 12
+    assert job.result["base_evaluation"]["confusion_matrix"] == base_job.result["evaluation"]["confusion_matrix"]
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice)[1]}")
+    versus = api.get(f"/api/v1/experiments/{tuned.pk}/").json()["versus_base"]
+    assert versus["base_model"] == base_job.model.pk
+    assert versus["base_accuracy"] == base_job.result["evaluation"]["accuracy"]
+    assert versus["accuracy"] == job.result["evaluation"]["accuracy"]
+    assert versus["points"] == round(100 * (versus["accuracy"] - versus["base_accuracy"]), 1)
+    assert ("did not improve" in versus["summary"]) is (versus["points"] <= 0)
+
+    reset_model_cache()  # a model of an earlier test may have had the same id
+    published = api.post(f"/api/v1/models/{job.model.pk}/publish/")
+    assert published.status_code == 200, published.content
+    image = base64.b64encode(
+        next((storage.dataset_dir(dataset.pk) / "validation" / "red").iterdir()).read_bytes()
+    ).decode()
+    answer = api.post(f"/api/v1/projects/{project.pk}/predict/", {"instances": [{"b64": image}]}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["model"]["id"] == job.model.pk
+    reset_model_cache()
 
 
 def test_an_infrastructure_error_is_retried_a_bounded_number_of_times(project, dataset, alice, clean_broker):
