@@ -64,12 +64,17 @@ def test_each_preset_reproduces_the_blogs_script(db, alice, preset):
     cfg = _preset_config(preset, project, make_dataset(project, n_train=2, n_val=1))
     blog = BLOG[preset]
     assert cfg.mode == preset.removeprefix("blog-")
+    if preset != "blog-scratch":  # scripts 2 and 3: VGG16 with its ImageNet weights
+        assert cfg.backbone == "vgg16" and cfg.weights == "imagenet"
     assert cfg.image_size == (150, 150) and cfg.batch_size == 16 and cfg.epochs == 50
     assert cfg.optimizer == blog["optimizer"] and cfg.learning_rate == pytest.approx(blog["learning_rate"])
     if "momentum" in blog:
         assert cfg.momentum == pytest.approx(blog["momentum"])
     if "head_units" in blog:
         assert (cfg.head.units, cfg.head.dropout, cfg.head.pooling) == (blog["head_units"], 0.5, "flatten")
+        # The one deliberate change to the head: its inputs are standardised first (docs/decisions.md,
+        # "A standardised head"); head.normalize false is the post's head exactly.
+        assert cfg.head.normalize is True
     if "unfreeze" in blog:
         assert cfg.unfreeze == blog["unfreeze"]
     aug = cfg.augmentation
@@ -115,3 +120,19 @@ def test_a_field_the_mode_ignores_is_an_error_beside_it_when_changed(db, alice):
     assert not form.is_valid()
     assert form.errors["head_units"] == ["Not used in scratch mode; leave it at its default or pick another mode."]
     assert "head" not in config and "backbone" not in config and "unfreeze" not in config
+
+
+def test_the_small_convnet_preset_trains_the_posts_network():
+    # Script 1: 3 x (Conv2D 3x3 relu -> MaxPooling 2x2) with 32, 32, 64 filters, Flatten, Dense(64, relu),
+    # Dropout(0.5), Dense(1, sigmoid) for its two classes; the 1/255 rescale comes first.
+    from workers.ml.models import build_scratch_model
+
+    model = build_scratch_model((150, 150), 2)
+    layers = [(type(layer).__name__, layer.get_config()) for layer in model.layers[1:]]
+    convs = [(c["filters"], tuple(c["kernel_size"]), c["activation"]) for t, c in layers if t == "Conv2D"]
+    assert convs == [(32, (3, 3), "relu"), (32, (3, 3), "relu"), (64, (3, 3), "relu")]
+    assert [tuple(c["pool_size"]) for t, c in layers if t == "MaxPooling2D"] == [(2, 2)] * 3
+    assert [t for t, _ in layers] == ["Conv2D", "MaxPooling2D"] * 3 + ["Flatten", "Dense", "Dropout", "Dense"]
+    (hidden, output), dropout = [c for t, c in layers if t == "Dense"], layers[-2][1]
+    assert (hidden["units"], hidden["activation"], dropout["rate"]) == (64, "relu", 0.5)
+    assert (output["units"], output["activation"]) == (1, "sigmoid")
