@@ -78,3 +78,36 @@ def test_it_refuses_sign_in_with_a_form_error_when_redis_is_down(client, alice):
     assert 'role="alert"' in page
     assert "Sign-in is unavailable: the server cannot reach Redis" in page
     assert client.get("/accounts/me/").status_code == 302  # not signed in
+
+
+ADMIN_LOGIN = "/admin/login/"
+
+
+@pytest.fixture
+def root(django_user_model):
+    return django_user_model.objects.create_user("root", password="root-password-1", is_staff=True, is_superuser=True)
+
+
+def test_the_admin_sign_in_counts_guesses_against_the_same_budget(client, root, settings):
+    # The admin's own page was a third, unlimited way to guess the most valuable passwords.
+    limit = settings.TL_SIGNIN_LIMIT_PER_ACCOUNT
+    guesses = [client.post(ADMIN_LOGIN, {"username": "root", "password": f"guess-{i}"}) for i in range(limit + 2)]
+    assert [r.status_code for r in guesses] == [200] * limit + [429] * 2
+    assert "Please enter the correct username and password for a staff account" in guesses[0].content.decode()
+    refused = client.post(ADMIN_LOGIN, {"username": "root", "password": "root-password-1"})
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins for the account &#x27;root&#x27;" in refused.content.decode()
+    assert 1 <= int(refused["Retry-After"]) <= settings.TL_SIGNIN_WINDOW_SECONDS
+    assert client.get("/admin/").status_code == 302  # not signed in
+    assert _post(client, "root", "root-password-1").status_code == 429  # one budget for both pages
+
+
+def test_the_admin_sign_in_still_works_and_fails_closed_without_redis(client, root, alice):
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        down = client.post(ADMIN_LOGIN, {"username": "root", "password": "root-password-1"})
+    assert down.status_code == 503 and "Sign-in is unavailable" in down.content.decode()
+    # A right password of an account that is not staff is refused, and counted like a wrong one.
+    assert client.post(ADMIN_LOGIN, {"username": "alice", "password": "alice-password-1"}).status_code == 200
+    assert client.get("/admin/").status_code == 302
+    response = client.post(ADMIN_LOGIN, {"username": "root", "password": "root-password-1"})
+    assert response.status_code == 302 and client.get("/admin/").status_code == 200

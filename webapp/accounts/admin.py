@@ -1,6 +1,10 @@
 from django.contrib import admin
 
+from .forms import AdminSignInForm
 from .models import ApiToken
+
+# Password guesses at /admin/login/ count against the sign-in budgets too (webapp/core/signin_limits.py).
+admin.site.login_form = AdminSignInForm
 
 
 @admin.register(ApiToken)

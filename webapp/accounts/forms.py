@@ -1,3 +1,4 @@
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
@@ -24,3 +25,8 @@ class SignInForm(AuthenticationForm):
         cleaned = super().clean()
         attempt.succeeded()
         return cleaned
+
+
+class AdminSignInForm(SignInForm, AdminAuthenticationForm):
+    """The admin's sign-in form (/admin/login/), counted against the same budgets: staff accounts are
+    the ones most worth guessing. A right password of an account that is not staff counts as a failure."""

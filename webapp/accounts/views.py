@@ -1,7 +1,7 @@
 """Sign-up, sign-in and the account page with its API tokens: parse input, call one service, render."""
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -35,12 +35,25 @@ class SignInView(LoginView):
     form_class = SignInForm
 
     def form_invalid(self, form):
-        response = super().form_invalid(form)
-        if form.refusal is not None:
-            response.status_code = form.refusal.status_code
-            if isinstance(form.refusal, SigninThrottled):
-                response["Retry-After"] = str(form.refusal.retry_after)
-        return response
+        return _refusal_status(super().form_invalid(form), form.refusal)
+
+
+def _refusal_status(response, refusal):
+    """A refused attempt's status (429 with Retry-After, or 503) on the page that shows its reason."""
+    if refusal is not None:
+        response.status_code = refusal.status_code
+        if isinstance(refusal, SigninThrottled):
+            response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def admin_sign_in(request):
+    """/admin/login/: the admin's own page with AdminSignInForm, so that guesses there count against the
+    same per-account and per-address budgets as the sign-in page and the token endpoint (admin.site's
+    login_form is AdminSignInForm: accounts/admin.py); a refusal is answered 429 or 503 here."""
+    response = admin.site.login(request)
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    return _refusal_status(response, getattr(form, "refusal", None))
 
 
 def _account_page(request, *, new_key=None, status=200):
