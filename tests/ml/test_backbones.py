@@ -3,12 +3,15 @@ import pytest
 
 from workers.ml.backbones import (
     build_base,
+    build_preprocess,
     resolve_weights,
     set_trainable_blocks,
     weights_file_name,
 )
 from workers.ml.errors import WeightsError
 from workers.ml.layers import BackbonePreprocess
+from workers.ml.options import OPTIONS
+from workers.ml.registry import NAMES, SPECS
 
 
 def test_it_names_the_missing_weights_file_and_tl_weights_dir(tmp_path, monkeypatch):
@@ -46,3 +49,20 @@ def test_it_builds_the_same_random_base_for_the_same_seed():
     c = build_base("mobilenet_v2", (32, 32), None, seed=6).get_weights()[0]
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_registry_entry_states_what_keras_builds(name):
+    """workers/ml/registry.py holds every non-Keras fact about a backbone (memory estimates, feature
+    shapes and blocks are computed from it): each must agree with the base Keras builds."""
+    spec = SPECS[name]
+    base = build_base(name, (64, 64), None, seed=0)
+    build_preprocess(name)  # refuses a backbone it has no preprocessing for
+    assert base.count_params() == spec.params
+    side = -(-64 // spec.stride)
+    assert tuple(base.output_shape[1:]) == (side, side, spec.channels)
+    layers = [layer.name for layer in base.layers]
+    for block, prefixes in spec.blocks.items():
+        assert any(layer.startswith(prefixes) for layer in layers), f"{name}: no layer of block {block!r}"
+    assert spec.default_unfreeze in spec.blocks
+    assert name in next(o for o in OPTIONS if o.key == "backbone").choices
