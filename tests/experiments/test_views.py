@@ -1,3 +1,6 @@
+import json
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -353,6 +356,14 @@ def test_the_page_shows_the_split_the_interval_and_the_calibration(client, alice
     assert "T = 1.800" in page and "21.0% before, <strong>4.0%</strong> after" in page
     assert page.index("<td>red</td>") < page.index("<td>green</td>")  # worst recall first
     assert "15.0%–85.0%" in page
+    # The reliability diagram (drawn by static/js/reliability.js) plots the table's bins.
+    chart = re.search(r'<script id="reliability-data" type="application/json">(.*?)</script>', page)
+    assert 'id="reliability-chart"' in page and json.loads(chart.group(1)) == {
+        "before": [{"x": 0.97, "y": 0.75, "n": 8}],
+        "after": [{"x": 0.78, "y": 0.75, "n": 8}],
+    }
+    detail = client.get(reverse("experiments:detail", args=[project.pk, experiment.pk])).content.decode()
+    assert "js/reliability.js" in detail and 'id="reliability-chart"' in detail
 
 
 def test_a_validation_only_number_is_labelled_optimistic(client, alice, project, experiment):
@@ -360,6 +371,7 @@ def test_a_validation_only_number_is_labelled_optimistic(client, alice, project,
     client.force_login(alice)
     page = client.get(reverse("experiments:status", args=[project.pk, experiment.pk])).content.decode()
     assert "validation (used to choose the epoch: optimistic)" in page and "No test split" in page
+    assert "reliability-chart" not in page  # no calibration recorded: no diagram
 
 
 def test_the_lists_refresh_only_while_a_run_is_active(client, alice, project, experiment):

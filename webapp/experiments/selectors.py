@@ -164,6 +164,21 @@ def _reliability_rows(calibration: dict) -> list[dict]:
     return rows
 
 
+def _reliability_chart(calibration: dict) -> dict | None:
+    """The reliability diagram's points (static/js/reliability.js): per bin with images, mean
+    confidence against accuracy, before and after temperature scaling; None without bins."""
+
+    def points(bins):
+        return [
+            {"x": b["confidence"], "y": b["accuracy"], "n": b["count"]}
+            for b in bins or []
+            if b.get("count") and b.get("confidence") is not None and b.get("accuracy") is not None
+        ]
+
+    before, after = points(calibration.get("reliability_before")), points(calibration.get("reliability_after"))
+    return {"before": before, "after": after} if before or after else None
+
+
 def job_evaluation(job) -> dict | None:
     """The succeeded job's evaluation, shaped for the page: heatmap rows with a shade per cell."""
     evaluation = (job.result or {}).get("evaluation") if job else None
@@ -202,6 +217,7 @@ def job_evaluation(job) -> dict | None:
         "balanced_accuracy": evaluation.get("balanced_accuracy"),
         "calibration": calibration,
         "reliability": _reliability_rows(calibration),
+        "reliability_chart": _reliability_chart(calibration),
         "accuracy": evaluation.get("accuracy"),
         "labels": labels,
         "rows": rows,
