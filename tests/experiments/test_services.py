@@ -310,6 +310,9 @@ def test_a_model_that_does_not_load_back_fails_the_job_naming_the_cause(project,
 def test_a_fine_tune_with_shear_serves_and_states_its_result_against_its_base(alice):
     """The issue's path as a user takes it: a bottleneck run, a fine-tune of it with the blog's
     augmentation, published and asked over HTTP; the API states the fine-tune against its base."""
+    from django.conf import settings
+    from django.test import Client
+    from django.urls import reverse
     from rest_framework.test import APIClient
 
     from webapp.accounts.services import api_token_create
@@ -334,6 +337,19 @@ def test_a_fine_tune_with_shear_serves_and_states_its_result_against_its_base(al
 
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=alice)[1]}")
+    # The bottleneck run says which arithmetic its training features took, measured on this worker, in
+    # the API and on its page; the fine-tune, with no frozen-base extraction, says nothing.
+    chosen = base_job.result["timings"]["precision"]
+    assert chosen["requested"] == "auto" and chosen["used"] in chosen["images_per_s"]
+    assert api.get(f"/api/v1/experiments/{base.pk}/").json()["precision"] == chosen
+    assert api.get(f"/api/v1/experiments/{tuned.pk}/").json()["precision"] is None
+    assert any(
+        entry["used"] == chosen["used"] for entry in json.loads(settings.TL_PRECISION_CACHE.read_text()).values()
+    )
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(reverse("experiments:detail", args=[project.pk, base.pk])).content.decode()
+    assert f"Training features computed in <strong>{chosen['used']}</strong>" in page
     versus = api.get(f"/api/v1/experiments/{tuned.pk}/").json()["versus_base"]
     assert versus["base_model"] == base_job.model.pk
     assert versus["base_accuracy"] == base_job.result["evaluation"]["accuracy"]

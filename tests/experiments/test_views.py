@@ -66,6 +66,7 @@ def form_data(dataset, **overrides):
         "momentum": 0.9,
         "seed": 1,
         "device": "auto",
+        "precision": "auto",
         "head_units": 16,
         "head_dropout": 0.1,
         "head_pooling": "flatten",

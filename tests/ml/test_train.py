@@ -23,13 +23,14 @@ def run(config, dataset_dir, tmp_path, cache_dir=None, name="model", **kwargs):
 
 def count_extractions(monkeypatch, scale=1.0):
     calls = []
-    real = features.extract_features
+    real = features.outputs_by_batch
 
     def counting(*args, **kwargs):
         calls.append(1)
-        return real(*args, **kwargs) * scale
+        for batch in real(*args, **kwargs):
+            yield batch * scale
 
-    monkeypatch.setattr(features, "extract_features", counting)
+    monkeypatch.setattr(features, "outputs_by_batch", counting)
     return calls
 
 
@@ -220,7 +221,7 @@ def test_it_fine_tunes_without_augmentation_on_prefix_outputs_computed_once(
         assert same is not changed, name
 
 
-def test_head_training_stops_within_one_batch(two_class_dir, tmp_path):
+def test_head_training_stops_within_one_compiled_call(two_class_dir, tmp_path):
     reports = []
     should_stop, calls = stop_after(3)  # extraction polls once per batch: 1 train + 1 val
     with pytest.raises(Cancelled):
@@ -234,7 +235,7 @@ def test_head_training_stops_within_one_batch(two_class_dir, tmp_path):
         )
     assert not (tmp_path / "model").exists()
     trained = [r for r in reports if r.phase == "training" and not r.logs]
-    assert len(trained) <= 1  # the stop came after the first head batch: no second one ran
+    assert len(trained) <= 1  # the stop came after the first compiled call: no second one ran
 
 
 RANDOM_LAYERS = ("RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom", "RandomFlip", "ChannelShift")

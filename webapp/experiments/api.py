@@ -248,6 +248,19 @@ class ExperimentSummarySerializer(serializers.Serializer):
     best_val_accuracy = serializers.FloatField(allow_null=True)
 
 
+class PrecisionSerializer(serializers.Serializer):
+    requested = serializers.ChoiceField(["auto", "float32", "bfloat16"])
+    used = serializers.ChoiceField(["float32", "bfloat16"], help_text="The training features' arithmetic.")
+    source = serializers.ChoiceField(
+        ["asked", "measured", "measured earlier", "cached features"],
+        help_text="Why: the config named it; auto timed both on this worker now or earlier; or features stored "
+        "in that precision were reused.",
+    )
+    images_per_s = serializers.DictField(child=serializers.FloatField(), help_text="The measured speed of each.")
+    relative_error = serializers.FloatField(allow_null=True, help_text="bfloat16's features against float32's.")
+    tolerance = serializers.FloatField()
+
+
 class ExperimentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     project = serializers.IntegerField()
@@ -280,6 +293,11 @@ class ExperimentSerializer(serializers.Serializer):
     summary = ModelSummarySerializer(
         allow_null=True, help_text="The trained model's layers, as model.summary() shows them; null before it succeeds."
     )
+    precision = PrecisionSerializer(
+        allow_null=True,
+        help_text="Bottleneck runs: the arithmetic the frozen base computed the training features in (validation, "
+        "test and the saved model are float32); null for other modes.",
+    )
     error = serializers.CharField()
 
 
@@ -310,6 +328,7 @@ def experiment_body(experiment: Experiment) -> dict:
         "versus_base": selectors.versus_base(job),
         "model": model,
         "summary": (job.result or {}).get("summary") if job else None,
+        "precision": ((job.result or {}).get("timings") or {}).get("precision") if job else None,
         "error": job.error if job else "",
     }
 

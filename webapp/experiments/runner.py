@@ -218,6 +218,7 @@ class _JobRun:
                         # docs/decisions.md, "Resumable training jobs": kept until the job can no longer continue.
                         checkpoint_dir=storage.checkpoint_dir(self.job.pk),
                         on_resume=self.on_resume,
+                        precision_cache=Path(settings.TL_PRECISION_CACHE),
                     )
                 except BaseException:
                     checkpoint_publish(self.job.pk)  # so that the job can resume on any host

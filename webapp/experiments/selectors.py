@@ -179,6 +179,30 @@ def _reliability_chart(calibration: dict) -> dict | None:
     return {"before": before, "after": after} if before or after else None
 
 
+_PRECISION_SOURCES = {
+    "asked": "as the experiment asked",
+    "measured": "auto: measured on this worker",
+    "measured earlier": "auto: this worker's earlier measurement",
+    "cached features": "auto: features stored earlier in this precision",
+}
+
+
+def job_precision(job) -> dict | None:
+    """The arithmetic the frozen base computed the training features in, and why (workers/ml/precision.py);
+    None for runs without a frozen-base extraction (or recorded before it was a choice)."""
+    chosen = ((job.result or {}).get("timings") or {}).get("precision") if job else None
+    if not chosen:
+        return None
+    speeds = chosen.get("images_per_s") or {}
+    error = chosen.get("relative_error")
+    parts = [_PRECISION_SOURCES.get(chosen.get("source"), chosen.get("source", ""))]
+    if speeds.get("float32") and speeds.get("bfloat16"):
+        parts.append(f"bfloat16 {speeds['bfloat16']:.1f} vs float32 {speeds['float32']:.1f} images/s")
+    if error is not None:
+        parts.append(f"bfloat16 features within {error:.2%} of float32's")
+    return {**chosen, "summary": "; ".join(p for p in parts if p)}
+
+
 def job_evaluation(job) -> dict | None:
     """The succeeded job's evaluation, shaped for the page: heatmap rows with a shade per cell."""
     evaluation = (job.result or {}).get("evaluation") if job else None

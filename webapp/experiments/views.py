@@ -136,6 +136,7 @@ def _status_context(experiment):
         # A queued run that will continue from a checkpoint says so (its banner is the only message).
         "continues_from": checkpoint_epoch(job.pk) if job and job.status == job.Status.QUEUED else None,
         "evaluation": selectors.job_evaluation(job),
+        "precision": selectors.job_precision(job),
     }
 
 

@@ -203,6 +203,9 @@ TL_WORKER_DEVICE = env_str("TL_WORKER_DEVICE", "cpu")
 if TL_WORKER_DEVICE not in {"cpu", "gpu"}:
     raise ImproperlyConfigured(f"TL_WORKER_DEVICE={TL_WORKER_DEVICE!r} must be cpu or gpu")
 # The training queue each experiment `device` goes to; "auto" is the CPU queue (docs/decisions.md, "A GPU queue").
+# This host's measured choice of arithmetic per backbone and image size (workers/ml/precision.py):
+# local to the host, since speeds are (docs/decisions.md, "Precision by measurement").
+TL_PRECISION_CACHE = VAR_DIR / "precision.json"
 TL_TRAINING_QUEUES = {"auto": "training", "cpu": "training", "gpu": "training-gpu"}
 
 TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)

@@ -113,6 +113,9 @@ class ExperimentConfig:
     momentum: float = _d("momentum")  # used by sgd only
     seed: int = _d("seed")
     device: str = _d("device")  # where it trains: auto | cpu | gpu (workers/ml/device.py)
+    precision: str = _d(
+        "precision"
+    )  # the frozen base's arithmetic: auto | float32 | bfloat16 (workers/ml/precision.py)
     class_weight: str | None = _d("class_weight")
     head: HeadConfig = field(default_factory=HeadConfig)
     unfreeze: tuple[str, ...] = ("block5",)
@@ -381,6 +384,7 @@ def _parse(data, errors: _Errors) -> ExperimentConfig | None:
         momentum=read("momentum"),
         seed=read("seed"),
         device=read("device"),
+        precision=read("precision"),
         class_weight=read("class_weight"),
         head=_parse_head(data.get("head"), errors),
         unfreeze=errors.check(_parse_unfreeze, data, backbone, fallback=(SPECS[backbone].default_unfreeze,)),

@@ -161,13 +161,30 @@ def training_batches(
     return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
 
+def _rows(x: np.ndarray, y: np.ndarray, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Rows ``indices`` of ``x`` (read from it as numpy: a memory-mapped array is read a batch at a
+    time, never loaded whole) and of ``y``."""
+
+    def read(i):
+        return np.ascontiguousarray(x[i], dtype=np.float32)
+
+    rows = tf.numpy_function(read, [indices], tf.float32, stateful=False)
+    rows = tf.ensure_shape(rows, (None, *x.shape[1:]))
+    return rows, tf.gather(tf.constant(y), indices)
+
+
 def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int, first_epoch: int, epochs: int):
-    """``training_batches`` for arrays already in memory (features, frozen-prefix outputs)."""
-    xs, ys = tf.constant(x), tf.constant(y)
+    """``training_batches`` for arrays (features, frozen-prefix outputs), memory-mapped or in memory."""
 
     def one_epoch(epoch):
         order = epoch_order(len(x), seed, epoch)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-    return batches.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i))).prefetch(tf.data.AUTOTUNE)
+    return batches.map(lambda i: _rows(x, y, i)).prefetch(tf.data.AUTOTUNE)
+
+
+def sequential_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """(x, y) in order, ``batch_size`` rows at a time, read from ``x`` as ``array_batches`` does."""
+    batches = tf.data.Dataset.range(len(x)).batch(batch_size)
+    return batches.map(lambda i: _rows(x, y, i)).prefetch(tf.data.AUTOTUNE)

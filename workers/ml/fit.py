@@ -18,15 +18,34 @@ import numpy as np
 from workers.ml import checkpoint as ckpts
 from workers.ml import features as feats
 from workers.ml.config import ExperimentConfig
-from workers.ml.data import Split, array_batches, make_dataset, training_batches
+from workers.ml.data import Split, array_batches, make_dataset, sequential_batches, training_batches
 from workers.ml.errors import Cancelled
 from workers.ml.models import compile_model, is_binary, probabilities, with_augmentation
 
-EXTRACTION_BATCH = 32  # independent of the head's batch size: bigger keeps the base busy
-# Batches per compiled call of head training. More would cut per-step Python overhead on the
-# millisecond steps of a head, but batch callbacks then fire once per call, and the contract
-# is that should_stop is polled after every batch (a stop ends training within one batch).
-HEAD_STEPS_PER_EXECUTION = 1
+# Head training runs several batches per compiled call (Keras's steps_per_execution): a head's step
+# on cached features takes about a millisecond, and per-call overhead and the cancel poll (a database
+# read) would otherwise cost more than the step. Batch callbacks, where should_stop is polled, then
+# fire once per call, so a call is sized to take well under a second (HEAD_CALL_SECONDS at a rate
+# these CPUs beat several times over): a stop still ends training within a second.
+HEAD_CALL_SECONDS = 0.25
+HEAD_ASSUMED_FLOPS = 10e9
+HEAD_MAX_STEPS_PER_EXECUTION = 64
+
+
+def head_steps_per_execution(head, batch_size: int, batches: int) -> int:
+    """Batches per compiled call for ``head``: about 6 flops per weight per image (forward and
+    backward), kept under HEAD_CALL_SECONDS at HEAD_ASSUMED_FLOPS.
+
+    A divisor of the epoch's ``batches``: Keras fills every call with that many batches from the
+    stream, so a call that did not end with its epoch would train on the next epoch's batches
+    before this one's validation.
+    """
+    flops_per_step = 6.0 * batch_size * max(1, head.count_params())
+    limit = max(1, min(HEAD_MAX_STEPS_PER_EXECUTION, int(HEAD_CALL_SECONDS * HEAD_ASSUMED_FLOPS / flops_per_step)))
+    return max(d for d in range(1, min(limit, batches) + 1) if batches % d == 0)
+
+
+VALIDATION_BATCH = 256  # validation passes over arrays: no gradients, so bigger batches cost nothing
 
 
 @dataclass
@@ -253,6 +272,8 @@ def fit(run: Run, model, x, y=None, *, validation_data, batches: int, start: flo
         kwargs = {}
         if cfg.class_weight == "balanced":
             kwargs["class_weight"] = balanced_class_weights(run.train.labels, run.n_classes)
+        if isinstance(validation_data, tuple):  # arrays (features): read a batch at a time
+            validation_data = sequential_batches(*validation_data, VALIDATION_BATCH)
         model.fit(
             data,
             epochs=cfg.epochs,

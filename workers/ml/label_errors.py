@@ -126,7 +126,6 @@ def dataset_label_errors(
     from workers.ml import features as feats
     from workers.ml.backbones import build_base, build_preprocess, resolve_weights, weights_identity
     from workers.ml.data import list_classes, list_split, make_dataset
-    from workers.ml.fit import EXTRACTION_BATCH
 
     class_names = list_classes(dataset_dir)
     train = list_split(dataset_dir, "train", class_names)
@@ -149,10 +148,9 @@ def dataset_label_errors(
         cache_dir=cache_dir,
         meta=meta,
         build_model=extractor,
-        train_ds=make_dataset(train, image_size, EXTRACTION_BATCH, with_labels=False),
-        val_ds=make_dataset(val, image_size, EXTRACTION_BATCH, with_labels=False),
-        train_batches=feats.num_batches(len(train), EXTRACTION_BATCH),
-        val_batches=feats.num_batches(len(val), EXTRACTION_BATCH),
+        train_ds=make_dataset(train, image_size, feats.EXTRACTION_BATCH, with_labels=False),
+        val_ds=make_dataset(val, image_size, feats.EXTRACTION_BATCH, with_labels=False),
+        counts=(len(train), len(val)),
         on_batch=lambda done, total: on_progress(0.8 * done / total),
         should_stop=should_stop,
     )

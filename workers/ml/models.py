@@ -20,10 +20,11 @@ def _output_layer(n_classes: int) -> keras.layers.Dense:
     return keras.layers.Dense(n_classes, activation="softmax", name="predictions")
 
 
-def pool_features(features: np.ndarray, pooling: str) -> np.ndarray:
-    """What the head's first layer does to base outputs, in numpy (for adapting)."""
+def pool_features(features: np.ndarray, pooling: str, rows: int = 1024) -> np.ndarray:
+    """What the head's first layer does to base outputs, in numpy (for adapting). Flatten keeps a
+    view (of a memory-mapped array too); avg pooling reads ``rows`` rows at a time."""
     if pooling == "avg":
-        return features.mean(axis=(1, 2))
+        return np.concatenate([features[i : i + rows].mean(axis=(1, 2)) for i in range(0, len(features), rows)])
     return features.reshape(len(features), -1)
 
 
@@ -32,12 +33,23 @@ def feature_statistics(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Without the floor a feature that is always 0 on the training set (a dead ReLU) gets
     divided by ~0; once fine-tuning wakes it up the head sees huge values and diverges
-    to NaN (seen here with Keras' Normalization layer, which floors at 1e-7).
+    to NaN (seen here with Keras' Normalization layer, which floors at 1e-7). Summed a
+    block of rows at a time, so that memory-mapped features are never loaded whole.
     """
-    pooled = pooled.astype(np.float64)
-    mean, std = pooled.mean(axis=0), pooled.std(axis=0)
+    mean, std = column_statistics(pooled)
     floor = 0.1 * float(std.mean()) if std.mean() > 0 else 1.0
     return mean.astype(np.float32), np.maximum(std, floor).astype(np.float32)
+
+
+def column_statistics(values: np.ndarray, rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) std of each column of a 2-D array, in float64, ``rows`` rows at a time."""
+    n = max(len(values), 1)
+    mean = sum((values[i : i + rows].sum(axis=0, dtype=np.float64) for i in range(0, len(values), rows)), 0.0) / n
+    squares = sum(
+        (np.square(values[i : i + rows].astype(np.float64) - mean).sum(axis=0) for i in range(0, len(values), rows)),
+        0.0,
+    )
+    return np.asarray(mean, np.float64), np.sqrt(np.asarray(squares, np.float64) / n)
 
 
 def build_head(

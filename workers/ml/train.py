@@ -28,7 +28,8 @@ from workers.ml.data import RESIZE_RULE, Split, has_split, list_classes, list_sp
 from workers.ml.device import use_device
 from workers.ml.errors import MLError
 from workers.ml.evaluate import evaluate
-from workers.ml.fit import EXTRACTION_BATCH, Monitor, Progress, Run, predict_batches
+from workers.ml.features import EXTRACTION_BATCH
+from workers.ml.fit import Monitor, Progress, Run, predict_batches
 from workers.ml.images import DECODER_VERSION
 from workers.ml.layers import TemperatureScaling
 from workers.ml.models import probabilities
@@ -161,6 +162,7 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     checkpoint_dir: Path | None = None,
     on_resume: Callable[[int, list[dict]], None] = lambda epoch, history: None,
+    precision_cache: Path | None = None,
 ) -> TrainingResult:
     """Train ``config`` on ``dataset_dir`` and save the model into ``output_dir``.
 
@@ -169,7 +171,8 @@ def train(
     ``output_dir`` unless training succeeds. With ``checkpoint_dir``, a checkpoint is written
     there after every epoch, and a run that finds one of the same config and data continues
     after its epoch (``on_resume(epochs_done, history)`` is called first); the caller
-    removes the folder once the job has ended.
+    removes the folder once the job has ended. ``precision_cache`` is the JSON file where this
+    host keeps its measured precision choices (workers/ml/precision.py); None measures every time.
     """
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
     use_device(config.device)  # before TensorFlow touches a device
@@ -197,7 +200,7 @@ def train(
     try:
         before = None
         if config.mode == "bottleneck":
-            model, monitor, probs = train_bottleneck(run, weights_dir, cache_dir, dataset_hash)
+            model, monitor, probs = train_bottleneck(run, weights_dir, cache_dir, dataset_hash, precision_cache)
         elif config.mode == "finetune":
             model, monitor, probs, before = train_finetune(run, base_model_dir)
         else:

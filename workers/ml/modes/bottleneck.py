@@ -2,62 +2,122 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 from workers.ml import features as feats
+from workers.ml import precision
 from workers.ml.backbones import build_base, build_preprocess, resolve_weights, weights_identity
 from workers.ml.data import make_dataset
-from workers.ml.fit import EXTRACTION_BATCH, HEAD_STEPS_PER_EXECUTION, Progress, Run, fit, predict_batches
+from workers.ml.fit import Progress, Run, fit, head_steps_per_execution, predict_batches
 from workers.ml.models import build_head, build_transfer_model, compile_model, probabilities
 
 
-def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash):
+def _cached(run: Run, cache_dir: Path, keys: dict, meta: dict, earlier: precision.Choice | None):
+    """A stored entry this run can use, with the precision it was computed in; (None, None) if none.
+
+    A named precision takes only its own entry; auto takes any, its host's measured choice first:
+    reading stored features beats any extraction.
+    """
+    wanted = run.cfg.precision
+    order = [wanted] if wanted != "auto" else ([earlier.used] if earlier else []) + ["bfloat16", "float32"]
+    for name in dict.fromkeys(order):
+        found = feats.read_entry(Path(cache_dir) / keys[name], meta)
+        if found is not None:
+            return found, name
+    return None, None
+
+
+def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_cache: Path | None = None):
     cfg = run.cfg
     weights_path = resolve_weights(cfg.backbone, cfg.weights, weights_dir, cfg.image_size)
     # The base is built even on a cache hit: the saved model must contain it.
     base = build_base(cfg.backbone, cfg.image_size, weights_path, cfg.seed)
     preprocess = build_preprocess(cfg.backbone)
-    key = feats.cache_key(
-        dataset_hash=dataset_hash,
-        backbone=cfg.backbone,
-        weights_identity=weights_identity(weights_path, cfg.seed),
-        image_size=cfg.image_size,
-    )
+    identity = weights_identity(weights_path, cfg.seed)
+    keys = {
+        name: feats.cache_key(
+            dataset_hash=dataset_hash,
+            backbone=cfg.backbone,
+            weights_identity=identity,
+            image_size=cfg.image_size,
+            precision=name,
+        )
+        for name in precision.KERAS_POLICIES
+    }
     meta = {"class_names": run.class_names, "train": run.train.relative, "validation": run.val.relative}
-    train_batches = feats.num_batches(len(run.train), EXTRACTION_BATCH)
-    val_batches = feats.num_batches(len(run.val), EXTRACTION_BATCH)
+    measured_key = precision.measurement_key(cfg.backbone, cfg.image_size, identity)
+    earlier = precision.stored(precision_cache, measured_key) if cfg.precision == "auto" else None
 
-    def report(done, total):
-        run.on_progress(Progress("extracting", 0, cfg.epochs, done, total, 0.5 * done / total))
+    fs, used = _cached(run, cache_dir, keys, meta, earlier)
+    if fs is not None:
+        choice = precision.Choice(cfg.precision, used, "cached features")
+        if earlier is not None:
+            choice.images_per_s, choice.relative_error = earlier.images_per_s, earlier.relative_error
+    else:
+        counts = (len(run.train), len(run.val))
+        batches = (
+            feats.num_batches(counts[0], feats.EXTRACTION_BATCH),
+            feats.num_batches(counts[1], feats.EXTRACTION_BATCH),
+        )
 
-    def extractor():
-        return keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base])
+        def report(done, total):
+            run.on_progress(Progress("extracting", 0, cfg.epochs, done, total, 0.5 * done / total))
 
-    fs = feats.load_or_extract(
-        key=key,
-        cache_dir=cache_dir,
-        meta=meta,
-        build_model=extractor,
-        train_ds=make_dataset(run.train, cfg.image_size, EXTRACTION_BATCH, with_labels=False),
-        val_ds=make_dataset(run.val, cfg.image_size, EXTRACTION_BATCH, with_labels=False),
-        train_batches=train_batches,
-        val_batches=val_batches,
-        on_batch=report,
-        should_stop=run.should_stop,
-    )
+        def extractor():
+            return keras.Sequential(
+                [
+                    keras.Input((*cfg.image_size, 3)),
+                    build_preprocess(cfg.backbone),
+                    build_base(cfg.backbone, cfg.image_size, weights_path, cfg.seed),
+                ]
+            )
+
+        exact = keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base])
+        low = None
+        if cfg.precision != "auto":
+            choice = precision.Choice(cfg.precision, cfg.precision, "asked")
+        elif earlier is not None:
+            choice = earlier
+        else:
+            low = precision.low_precision_copy(exact, extractor, "bfloat16")
+            choice = precision.choose_by_measuring(exact, low, cfg.image_size, precision_cache, measured_key)
+        if choice.used == "float32":
+            low = exact
+        fs = feats.extract_entry(
+            Path(cache_dir) / keys[choice.used],
+            meta,
+            train_model=low or precision.low_precision_copy(exact, extractor, choice.used),
+            validation_model=exact,
+            train_ds=make_dataset(run.train, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
+            val_ds=make_dataset(run.val, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
+            counts=counts,
+            batches=batches,
+            on_batch=report,
+            should_stop=run.should_stop,
+        )
     extracted = 0 if fs.cache_hit else len(run.train) + len(run.val)
-    run.timings.update(feature_extraction_s=fs.extraction_s, cache_hit=fs.cache_hit, extracted_images=extracted)
+    run.timings.update(
+        feature_extraction_s=fs.extraction_s,
+        cache_hit=fs.cache_hit,
+        extracted_images=extracted,
+        precision=choice.as_dict(),
+    )
 
     keras.utils.set_random_seed(cfg.seed)  # same head init and shuffling, hit or miss
     head = build_head(fs.train.shape[1:], run.n_classes, cfg.head, fs.train)
-    compile_model(head, cfg, run.n_classes, steps_per_execution=HEAD_STEPS_PER_EXECUTION)
+    batches = feats.num_batches(len(run.train), cfg.batch_size)
+    steps = head_steps_per_execution(head, cfg.batch_size, batches)
+    compile_model(head, cfg, run.n_classes, steps_per_execution=steps)
+    run.timings["head_steps_per_execution"] = steps
     monitor = fit(
         run,
         head,
         fs.train,
         run.targets(run.train),
         validation_data=(fs.validation, run.targets(run.val)),
-        batches=feats.num_batches(len(run.train), cfg.batch_size),
+        batches=batches,
         start=0.0 if fs.cache_hit else 0.5,
         end=0.95,
     )

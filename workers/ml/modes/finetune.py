@@ -21,7 +21,8 @@ from workers.ml.augment import build_random_augmentation
 from workers.ml.backbones import set_trainable_blocks
 from workers.ml.data import make_dataset
 from workers.ml.errors import MLError
-from workers.ml.fit import EXTRACTION_BATCH, Run, fit, image_fit, predict_batches
+from workers.ml.features import EXTRACTION_BATCH
+from workers.ml.fit import Run, fit, image_fit, predict_batches
 from workers.ml.models import build_transfer_model, compile_model, probabilities
 from workers.ml.predict import load_verified_model
 from workers.ml.registry import SPECS
