@@ -8,9 +8,12 @@ for changing upload handlers), or in a DRF view's `initial()`, before authentica
 was measured: docs/decisions.md, "Upload limits while reading".
 """
 
+from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpResponse
 
 from .errors import ServiceError
+from .xhr import json_error, wants_json
 
 # Multipart framing (boundaries, part headers, small form fields) around the files' own bytes.
 FRAMING_ALLOWANCE = 64 * 1024
@@ -68,11 +71,47 @@ def limit_upload(request, *, limit: int, setting: str, what: str = "upload", alr
     Raises LengthRequired for a multipart body without a Content-Length: WSGI servers pass a
     chunked body on without one, and Django then reads nothing of it (a silently empty upload).
     """
-    content_type = request.META.get("CONTENT_TYPE", "")
-    if content_type.startswith("multipart/") and not str(request.META.get("CONTENT_LENGTH") or "").isdigit():
+    if _multipart(request) and not str(request.META.get("CONTENT_LENGTH") or "").isdigit():
         raise LengthRequired(
             "The upload was sent without a Content-Length header (a chunked body), which this server "
             "cannot read; send the file with its length (browsers, curl -F and requests all do)."
         )
     handler = UploadLimitHandler(request, limit=limit, setting=setting, what=what, already=already)
-    request.upload_handlers.insert(0, handler)
+    # In place (a DRF request hands out its Django request's list): this limit replaces the default one.
+    request.upload_handlers[:] = [
+        handler,
+        *(h for h in request.upload_handlers if not isinstance(h, UploadLimitHandler)),
+    ]
+
+
+class UploadLimitMiddleware:
+    """Every multipart body is capped before anything reads it: at DATA_UPLOAD_MAX_MEMORY_SIZE of files
+    unless the view raises the cap with `limit_upload` (the upload views, predict). Without it a POST
+    to any form, the sign-in page included, spooled files of any size to a temporary file."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _multipart(request):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            handler = UploadLimitHandler(request, limit=limit, setting="DATA_UPLOAD_MAX_MEMORY_SIZE", what="form")
+            request.upload_handlers.insert(0, handler)
+        return self.get_response(request)
+
+    def process_view(self, request, view, args, kwargs):
+        # The CSRF check reads the body next, where a refusal would become a 500. Views exempt from it
+        # read the body themselves (after `limit_upload`, or in DRF, whose handler answers 413).
+        if request.method != "POST" or not _multipart(request) or getattr(view, "csrf_exempt", False):
+            return None
+        try:
+            request.POST.get("csrfmiddlewaretoken")  # read here, under this middleware's limit
+        except UploadTooLarge as exc:
+            if wants_json(request):
+                return json_error(exc.message, status=exc.status_code)
+            return HttpResponse(exc.message, status=exc.status_code, content_type="text/plain; charset=utf-8")
+        return None
+
+
+def _multipart(request) -> bool:
+    return request.META.get("CONTENT_TYPE", "").startswith("multipart/")
