@@ -275,6 +275,8 @@ def test_a_dataset_problem_fails_the_job_with_the_engine_message_and_no_retry(pr
     assert services.training_job_run(job_id=job.pk, worker_hostname="w") == "failed"
     job.refresh_from_db()
     assert job.status == Status.FAILED and "train/ folder" in job.error and job.attempts == 1
+    # Issue 13, point 8: the engine's message names the folder; users see its name, not the server path.
+    assert job.error == "the dataset has no train/ folder (train)"
     assert not TrainedModel.objects.exists()
     assert not list((storage.storage_root() / ".staging").iterdir())
 

@@ -363,8 +363,12 @@ class _JobRun:
         return "requeued"
 
     def _finish(self, status: str, error: str) -> str:
+        from webapp.core.redact import without_server_paths
+
+        # The log keeps the engine's full text; users see a file's name, never a server path (an
+        # MLError may name one: "the dataset has no train/ folder (/srv/.../datasets/7/train)").
         if TrainingJob.objects.filter(pk=self.job.pk, status=Status.RUNNING).update(
-            status=status, error=error, finished_at=timezone.now(), log_tail=self._tail()
+            status=status, error=without_server_paths(error), finished_at=timezone.now(), log_tail=self._tail()
         ):
             log.info("job %s %s: %s", self.job.pk, status, error)
             return str(status)
