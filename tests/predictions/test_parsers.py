@@ -8,8 +8,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from rest_framework.test import APIClient
 
-from tests.predictions.conftest import make_dataset, make_model
+from tests.predictions.conftest import api_client, make_dataset, make_model
+from webapp import api_urls
+from webapp.exports.models import ModelExport
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +50,61 @@ def test_it_refuses_a_body_parsed_fine_but_nested_past_the_limit(alice_api):
     assert response.status_code == 400 and response.json()["detail"] == TOO_DEEP
     shallow = alice_api.post("/api/v1/projects/", {"name": "Shallow"}, format="json")
     assert shallow.status_code == 201
+
+
+# API actions that read no body: any body, the reproduction included, is ignored, never parsed.
+BODILESS = {
+    "auth/token/rotate/",
+    "datasets/<int:dataset_id>/retry/",
+    "datasets/<int:dataset_id>/without-leaks/",
+    "datasets/<int:dataset_id>/label-errors/",
+    "datasets/<int:dataset_id>/versions/",
+    "experiments/<int:experiment_id>/cancel/",
+    "experiments/<int:experiment_id>/retry/",
+    "experiments/<int:experiment_id>/resume/",
+    "models/<int:model_id>/publish/",
+}
+
+
+def test_no_api_route_answers_the_reproduction_with_a_server_error(alice, alice_project, tiny_model):
+    """Every POST, PUT and PATCH the API routes, signed in and not: JSON under 500, and 400 naming the
+    depth wherever a body is read, so that an endpoint added later is covered without being listed."""
+    model = make_model(alice_project, tiny_model, published=True)
+    experiment = model.experiment
+    experiment.config = {**experiment.config, "backbone": "vgg16"}  # as parse_config leaves every real one
+    experiment.save(update_fields=["config"])
+    export = ModelExport.objects.create(model=model, format=ModelExport.Format.KERAS)
+    ids = {
+        "project_id": alice_project.pk,
+        "dataset_id": experiment.dataset_id,
+        "experiment_id": experiment.pk,
+        "model_id": model.pk,
+        "export_id": export.pk,
+    }
+    routes = [
+        (str(p.pattern), p.callback.view_class) for p in api_urls.urlpatterns if hasattr(p.callback, "view_class")
+    ]
+    assert BODILESS <= {route for route, _ in routes}
+    parsed = []
+    for route, view in routes:
+        url = "/api/v1/" + route
+        for name, value in ids.items():
+            url = url.replace(f"<int:{name}>", str(value))
+        assert "<" not in url, url
+        for method in ("post", "put", "patch"):
+            if not hasattr(view, method):
+                continue
+            # A fresh token each time: rotating revokes the one it was called with.
+            for client in (api_client(alice), APIClient()):
+                response = getattr(client, method)(url, DEEP, content_type="application/json")
+                where = (method, url, response.status_code, response.content[:200])
+                assert response.status_code < 500 and response["Content-Type"] == "application/json", where
+                if response.status_code == 400:
+                    assert response.json() == {"detail": TOO_DEEP, "errors": []}, where
+                    parsed.append((method, route))
+            if route not in BODILESS:
+                assert (method, route) in parsed, f"{method.upper()} {url} read no body: add it to BODILESS"
+    assert len(parsed) > 10
 
 
 def _noise_png(seed: int, side: int) -> bytes:

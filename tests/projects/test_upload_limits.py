@@ -12,6 +12,7 @@ from django.urls import reverse
 from tests.projects.conftest import files_under
 from tests.streams import multipart
 from webapp.core.uploads import UploadTooLarge
+from webapp.projects import folder_uploads
 from webapp.projects.folder_uploads import folder_upload_add_files, folder_upload_start
 from webapp.projects.models import Dataset, UploadSession
 
@@ -231,3 +232,23 @@ def test_it_answers_json_for_a_batch_with_too_many_files(storage, project, brows
         "error": "The number of files exceeded settings.DATA_UPLOAD_MAX_NUMBER_FILES.",
         "field": None,
     }
+
+
+def test_it_answers_json_500_with_the_request_id_when_a_batch_fails_unexpectedly(
+    storage, project, browser_like, monkeypatch
+):
+    def broken(**kwargs):
+        raise OSError(28, "No space left on device", str(storage / "uploads" / "x.jpg"))
+
+    monkeypatch.setattr(folder_uploads, "folder_upload_add_files", broken)
+    browser_like.raise_request_exception = False  # answer as a server does
+    session = _start_folder(browser_like, project)
+    response = _post_body(browser_like, session["files_url"], _batch([("seed/cats/a.jpg", 10)]), **browser_like.csrf)
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    request_id = response["X-Request-ID"]
+    assert response.json() == {
+        "error": f"The server failed on this request (request id {request_id}); "
+        "it is logged under that id: quote it when you report the problem.",
+        "field": None,
+    }
+    assert str(storage) not in response.content.decode()
