@@ -75,7 +75,7 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
             )
 
         exact = keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base])
-        low = None
+        low = None  # the bfloat16 copy, once built
         if cfg.precision != "auto":
             choice = precision.Choice(cfg.precision, cfg.precision, "asked")
         elif earlier is not None:
@@ -84,11 +84,13 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
             low = precision.low_precision_copy(exact, extractor, "bfloat16")
             choice = precision.choose_by_measuring(exact, low, cfg.image_size, precision_cache, measured_key)
         if choice.used == "float32":
-            low = exact
+            train_model = exact
+        else:
+            train_model = low or precision.low_precision_copy(exact, extractor, choice.used)
         fs = feats.extract_entry(
             Path(cache_dir) / keys[choice.used],
             meta,
-            train_model=low or precision.low_precision_copy(exact, extractor, choice.used),
+            train_model=train_model,
             validation_model=exact,
             train_ds=make_dataset(run.train, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
             val_ds=make_dataset(run.val, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
