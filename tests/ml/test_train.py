@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ from conftest import tiny_config
 
 from workers.ml import features
 from workers.ml.errors import Cancelled, MLError
-from workers.ml.predict import load_verified_model
+from workers.ml.predict import load_verified_model, model_inputs
 from workers.ml.train import train
 
 
@@ -293,7 +294,15 @@ def test_a_fine_tune_with_shear_serves_and_is_measured_against_its_base(bottlene
     assert info["weights"] == "none"  # the base's weights, not the config default
 
 
-def test_a_model_that_does_not_load_back_is_refused_with_the_cause(tmp_path, three_class_dir):
+def _loader(ahead: bool):
+    """Where the saved model is loaded back: a process started ahead (as train() does) or a new one."""
+    from workers.ml.roundtrip import Verifier
+
+    return Verifier() if ahead else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["new process", "started ahead"])
+def test_a_model_that_does_not_load_back_is_refused_with_the_cause(tmp_path, three_class_dir, ahead):
     import keras
 
     from workers.ml.predict import file_sha256
@@ -310,19 +319,43 @@ def test_a_model_that_does_not_load_back_is_refused_with_the_cause(tmp_path, thr
     (folder / "model.json").write_text(json.dumps({"class_names": ["a", "b", "c"], "image_size": [32, 32]}))
     image = next((three_class_dir / "validation" / "circle").iterdir())
     with pytest.raises(MLError, match="does not load back as serving loads it: .*could not be deserialized"):
-        check_round_trip(folder, digest, [image], np.zeros((1, 3), np.float32))
+        with _loader(ahead) as verifier:
+            check_round_trip(folder, digest, [image], np.zeros((1, 3), np.float32), verifier=verifier)
     with pytest.raises(MLError, match="does not match its recorded checksum"):
-        check_round_trip(folder, "0" * 64, [image], np.zeros((1, 3), np.float32))
+        with _loader(ahead) as verifier:
+            check_round_trip(folder, "0" * 64, [image], np.zeros((1, 3), np.float32), verifier=verifier)
 
 
-def test_a_model_that_answers_differently_once_loaded_is_refused(bottleneck_run, three_class_dir):
+@pytest.mark.parametrize("ahead", [False, True], ids=["new process", "started ahead"])
+def test_a_model_that_answers_differently_once_loaded_is_refused(bottleneck_run, three_class_dir, ahead):
+    from workers.ml.predict import load_verified_model
     from workers.ml.roundtrip import check_round_trip
 
     result, _ = bottleneck_run
     image = next((three_class_dir / "validation" / "circle").iterdir())
     wrong = np.full((1, 3), 1 / 3, np.float32)
     with pytest.raises(MLError, match="answers differently from the trained one"):
-        check_round_trip(result.model_dir, result.sha256, [image], wrong)
+        with _loader(ahead) as verifier:
+            check_round_trip(result.model_dir, result.sha256, [image], wrong, verifier=verifier)
+    # And the same model passes against its own answer.
+    model = load_verified_model(result.model_dir, result.sha256)
+    right = np.asarray(model(model_inputs([image.read_bytes()], (32, 32)).astype(np.float32)))
+    with _loader(ahead) as verifier:
+        done = check_round_trip(result.model_dir, result.sha256, [image], right, verifier=verifier)
+    assert done.n == 1 and done.max_abs_diff <= 1e-5
+
+
+def test_a_verifier_whose_run_ends_without_a_model_exits_quietly():
+    import subprocess
+    import sys
+
+    from workers.ml.roundtrip import _ROOT, _child_env
+
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.ml.roundtrip", "--wait"],
+        input="", capture_output=True, text=True, env=_child_env(), cwd=_ROOT, timeout=300,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "")
 
 
 @pytest.fixture(scope="module")

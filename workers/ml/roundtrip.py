@@ -7,7 +7,10 @@ The child process imports nothing the training process built, so nothing can be 
 from memory by accident.
 
 Run as ``python -m workers.ml.roundtrip MODEL_DIR SHA256 IMAGE...``: prints a JSON object
-``{"probabilities": [[...], ...]}`` or ``{"error": "..."}``.
+``{"probabilities": [[...], ...]}`` or ``{"error": "..."}``. A training run starts the process ahead
+instead (``Verifier``, ``--wait``): it imports TensorFlow while the model trains, then reads the same
+arguments as one JSON line, so the check does not wait for an import of several seconds. It is still
+a new process that never held the trained model (docs/decisions.md, "Round trip before success").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +53,21 @@ def _child_env() -> dict:
     return env
 
 
+def _answer(stdout: str, stderr: str, returncode: int | None) -> np.ndarray:
+    """The probabilities a child printed; MLError with its cause otherwise."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (stderr or "").strip().splitlines()[-3:]
+        raise MLError(
+            f"loading the saved model back in a fresh process failed (exit code {returncode}): " + " | ".join(tail)
+        ) from None
+    if "error" in answer:
+        raise MLError(f"the saved model does not load back as serving loads it: {answer['error']}")
+    return np.asarray(answer["probabilities"], np.float32)
+
+
 def served_probabilities(model_dir: Path, sha256: str, image_paths: list[Path]) -> np.ndarray:
     """Probabilities of ``image_paths`` from ``model_dir`` loaded in a new Python process."""
     cmd = [sys.executable, "-m", "workers.ml.roundtrip", str(model_dir), sha256, *map(str, image_paths)]
@@ -58,25 +77,71 @@ def served_probabilities(model_dir: Path, sha256: str, image_paths: list[Path]) 
         )
     except subprocess.TimeoutExpired:
         raise MLError(f"loading the saved model back took over {TIMEOUT_SECONDS} s") from None
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    try:
-        answer = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = (done.stderr or "").strip().splitlines()[-3:]
-        raise MLError(
-            f"loading the saved model back in a fresh process failed (exit code {done.returncode}): " + " | ".join(tail)
-        ) from None
-    if "error" in answer:
-        raise MLError(f"the saved model does not load back as serving loads it: {answer['error']}")
-    return np.asarray(answer["probabilities"], np.float32)
+    return _answer(done.stdout, done.stderr, done.returncode)
+
+
+class Verifier:
+    """A fresh process, started before training, that loads the saved model when asked (once).
+
+    ``with Verifier() as verifier:`` ends the process however the block ends.
+    """
+
+    def __init__(self):
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "workers.ml.roundtrip", "--wait"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=_child_env(),
+            cwd=_ROOT,
+        )
+
+    def probabilities(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> np.ndarray:
+        request = json.dumps({"model_dir": str(model_dir), "sha256": sha256, "paths": [str(p) for p in image_paths]})
+        try:
+            stdout, _ = self._process.communicate(request + "\n", timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise MLError(f"loading the saved model back took over {TIMEOUT_SECONDS} s") from None
+        self._stderr.seek(0)
+        return _answer(stdout, self._stderr.read(), self._process.returncode)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream and not stream.closed:
+                stream.close()
+        self._stderr.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def check_round_trip(
-    model_dir: Path, sha256: str, image_paths: list[Path], expected: np.ndarray, *, tolerance: float = TOLERANCE
+    model_dir: Path,
+    sha256: str,
+    image_paths: list[Path],
+    expected: np.ndarray,
+    *,
+    tolerance: float = TOLERANCE,
+    verifier: Verifier | None = None,
 ) -> RoundTrip:
-    """Raise MLError unless the saved model, loaded fresh, answers ``expected`` within ``tolerance``."""
+    """Raise MLError unless the saved model, loaded fresh, answers ``expected`` within ``tolerance``.
+
+    With ``verifier``, its waiting process loads the model; otherwise a new one is started.
+    """
     started = time.perf_counter()
-    served = served_probabilities(model_dir, sha256, image_paths)
+    if verifier is not None:
+        served = verifier.probabilities(model_dir, sha256, image_paths)
+    else:
+        served = served_probabilities(model_dir, sha256, image_paths)
     if served.shape != expected.shape:
         raise MLError(
             f"the saved model answers {served.shape[1:]} probabilities per image, the trained one {expected.shape[1:]}"
@@ -92,6 +157,15 @@ def check_round_trip(
 
 
 def _main(argv: list[str]) -> int:
+    if argv == ["--wait"]:
+        # Import what loading needs now, then wait for the one request (EOF: the run ended without one).
+        import workers.ml.predict  # noqa: F401
+
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        request = json.loads(line)
+        argv = [request["model_dir"], request["sha256"], *request["paths"]]
     model_dir, sha256, *paths = argv
     keras_file = Path(model_dir) / "model.keras"
     # Checked again by LoadedModel.load; first here so that a wrong file costs no TensorFlow start.

@@ -38,7 +38,7 @@ from workers.ml.modes.finetune import train_finetune
 from workers.ml.modes.scratch import train_scratch
 from workers.ml.predict import file_sha256, model_inputs
 from workers.ml.registry import SPECS
-from workers.ml.roundtrip import check_round_trip
+from workers.ml.roundtrip import Verifier, check_round_trip
 from workers.ml.stats import evaluation_summary, threshold_curve
 from workers.ml.summary import model_summary
 
@@ -99,14 +99,14 @@ def _round_trip_sample(split: Split, k: int) -> list[int]:
     return picked
 
 
-def _round_trip(run: Run, model, model_dir: Path, digest: str) -> dict:
+def _round_trip(run: Run, model, model_dir: Path, digest: str, verifier: Verifier) -> dict:
     """Load the saved model in a fresh process as serving does; MLError unless it answers
     as the in-memory model on a few validation images."""
     picked = _round_trip_sample(run.val, ROUND_TRIP_IMAGES)
     paths = [Path(run.val.paths[i]) for i in picked]
     batch = model_inputs([p.read_bytes() for p in paths], run.cfg.image_size).astype(np.float32)
     expected = probabilities(np.asarray(model(batch, training=False)))
-    return check_round_trip(model_dir, digest, paths, expected).as_dict()
+    return check_round_trip(model_dir, digest, paths, expected, verifier=verifier).as_dict()
 
 
 def _model_info(run: Run, monitor: Monitor, evaluation: dict, digest: str, base_evaluation: dict | None = None) -> dict:
@@ -197,6 +197,8 @@ def train(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
+    # The process that will load the saved model back, importing TensorFlow while this one trains.
+    verifier = Verifier()
     try:
         before = None
         if config.mode == "bottleneck":
@@ -244,13 +246,15 @@ def train(
         info["summary"] = {**summary, "file_bytes": model_path.stat().st_size}
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         on_progress(Progress("verifying", len(monitor.history), config.epochs, 0, 0, 0.98))
-        round_trip = _round_trip(run, model, tmp, digest)
+        round_trip = _round_trip(run, model, tmp, digest, verifier)
         if output_dir.exists():
             output_dir.rmdir()  # empty (checked above); rename cannot replace it portably
         tmp.rename(output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        verifier.close()
     on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 1.0))
     return TrainingResult(
         class_names=class_names,
