@@ -61,14 +61,16 @@ def _child(args) -> dict:
     data, work = Path(args.data), Path(args.work)
     common = {"weights": "none", "image_size": [args.size, args.size], "batch_size": args.batch_size, "seed": 1337}
     if args.child == "bottleneck":
-        config = parse_config({"mode": "bottleneck", "epochs": args.epochs, **common})
+        config = parse_config({"mode": "bottleneck", "epochs": args.epochs, "precision": args.precision, **common})
         started = time.perf_counter()
         result = train(
             config=config,
             dataset_dir=data,
             output_dir=work / args.name,
-            cache_dir=work / "features",
+            # One feature cache per requested precision: a float32 run must not read auto's entry.
+            cache_dir=work / f"features-{args.precision}",
             dataset_hash="bench-dataset",
+            precision_cache=work / "precision.json",
         )
         total = time.perf_counter() - started
         return {
@@ -76,6 +78,8 @@ def _child(args) -> dict:
             "extract_s": result.timings["feature_extraction_s"],
             "train_s": result.timings["training_s"],
             "cache_hit": result.timings["cache_hit"],
+            "precision": result.timings["precision"],
+            "head_steps_per_execution": result.timings.get("head_steps_per_execution"),
             "val_accuracy": result.evaluation["accuracy"],
             "last_epoch_val_accuracy": result.history[-1]["val_accuracy"],
         }
@@ -88,7 +92,7 @@ def _child(args) -> dict:
             config=config,
             dataset_dir=data,
             output_dir=work / args.name,
-            cache_dir=work / "features",
+            cache_dir=work / "features-auto",
             dataset_hash="bench-dataset",
             base_model_dir=work / "bottleneck-1",
         )
@@ -166,8 +170,9 @@ def _run_json(cmd: list[str], label: str) -> dict:
     return out
 
 
-def _engine(args, child: str, work: Path, name: str, epochs: int) -> dict:
+def _engine(args, child: str, work: Path, name: str, epochs: int, precision: str = "auto") -> dict:
     cmd = [sys.executable, __file__, "--child", child, "--data", str(args.data), "--work", str(work)]
+    cmd += ["--precision", precision]
     cmd += ["--name", name, "--epochs", str(epochs), "--size", str(args.size), "--batch-size", str(args.batch_size)]
     cmd += ["--extract-images", str(args.extract_images), "--repeats", str(args.repeats)]
     return _run_json(cmd, f"engine {child} {name}")
@@ -211,9 +216,11 @@ def _machine() -> dict:
         capture_output=True,
         text=True,
     ).stdout.split()
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
     return {
         "cpu": model,
         "cores": os.cpu_count(),
+        "flags": [f for f in wanted if f in flags],
         "avx512_bf16": "avx512_bf16" in flags,
         "avx2": "avx2" in flags,
         "load_at_start": os.getloadavg()[0],
@@ -228,6 +235,9 @@ def _table(r: dict) -> str:
     m, a = r["machine"], r["args"]
     ref_b, eng_b, hit = r["reference_bottleneck"], r["engine_bottleneck"], r["engine_bottleneck_hit"]
     ext, ref_f, eng_f = r["extraction"], r["reference_finetune"], r["engine_finetune"]
+    f32 = r["engine_bottleneck_float32"]
+    chosen = eng_b["precision"]
+    speeds = chosen.get("images_per_s") or {}
     pipe, bare = max(ext["rates"]["pipeline"]), max(ext["rates"]["bare"])
     ft_one = eng_f["epoch_s"] + eng_f["prefix_s"]
 
@@ -256,6 +266,22 @@ def _table(r: dict) -> str:
             f"{eng_b['train_s']:.1f}",
             f"{ref_b['train_s']:.1f}",
             f"{eng_b['train_s'] / ref_b['train_s']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            f"  same job, base forced to float32 (auto chose {chosen['used']}) (s)",
+            f"{f32['total_s']:.1f}",
+            f"{ref_b['total_s']:.1f}",
+            f"{f32['total_s'] / ref_b['total_s']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            "    of which feature extraction in float32 (s)",
+            f"{f32['extract_s']:.1f}",
+            f"{ref_b['extract_s']:.1f}",
+            f"{f32['extract_s'] / ref_b['extract_s']:.2f}x",
             "",
             "",
         ),
@@ -308,6 +334,14 @@ def _table(r: dict) -> str:
             ok(eng_b["val_accuracy"] >= ref_b["val_accuracy"] - 0.02),
         ),
         (
+            "Validation accuracy, bottleneck with the base in float32",
+            f"{f32['val_accuracy']:.3f}",
+            f"{ref_b['val_accuracy']:.3f}",
+            "",
+            "not lower",
+            ok(f32["val_accuracy"] >= ref_b["val_accuracy"] - 0.02),
+        ),
+        (
             "Validation accuracy, bottleneck (cache hit)",
             f"{hit['val_accuracy']:.3f}",
             f"{ref_b['val_accuracy']:.3f}",
@@ -324,15 +358,20 @@ def _table(r: dict) -> str:
             ok(eng_f["val_accuracy"] >= ref_f["val_accuracy"] - 0.02),
         ),
     ]
+    measured = ", ".join(f"{p} {v:.1f} images/s" for p, v in speeds.items()) or "not measured"
+    error = chosen.get("relative_error")
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, avx2 {'yes' if m['avx2'] else 'no'}, avx512_bf16 "
-        f"{'yes' if m['avx512_bf16'] else 'no'}; load average at start {m['load_at_start']:.1f}. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, flags: {' '.join(m.get('flags') or []) or 'none of interest'}; "
+        f"load average at start {m['load_at_start']:.1f}. "
         f"TensorFlow {m['tensorflow']}, Keras {m['keras']} (engine), tf_keras {m['tf_keras']} (reference), "
         f"Python {m['python']}.",
         f"Data: generated JPEGs, 2 classes x {a['train']} train + {a['validation']} validation, "
         f"{a['size']}x{a['size']}; VGG16 weights none; batch {a['batch_size']}; bottleneck {a['epochs']} epochs; "
         f"fine-tune {a['ft_epochs']} epoch(s), block5 unfrozen, shear/zoom/flip; extraction ratio on "
         f"{ext['images']} images, best of {a['repeats']}.",
+        f"Precision (auto, {chosen['source']}): frozen base on 8 random images: {measured}; bfloat16 features "
+        f"within {'n/a' if error is None else f'{error:.2%}'} of float32's; auto chose {chosen['used']}. Head: "
+        f"{eng_b.get('head_steps_per_execution')} steps per compiled call.",
         "",
         "| measure | TransferLab | blog reference | ratio | goal | |",
         "| --- | ---: | ---: | ---: | --- | --- |",
@@ -369,6 +408,7 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--name", default="run", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args)))
@@ -390,6 +430,10 @@ def main() -> int:
         report["reference_bottleneck"] = _reference(args, "bottleneck", ref_out, args.epochs)
         report["engine_bottleneck"] = _engine(args, "bottleneck", work, "bottleneck-1", args.epochs)
         report["engine_bottleneck_hit"] = _engine(args, "bottleneck", work, "bottleneck-2", args.epochs)
+        # The same job with the base forced to float32: what auto's choice is worth on this CPU.
+        report["engine_bottleneck_float32"] = _engine(
+            args, "bottleneck", work, "bottleneck-f32", args.epochs, precision="float32"
+        )
         report["extraction"] = _engine(args, "extraction", work, "x", 1)
         report["engine_finetune"] = _engine(args, "finetune", work, "finetune-1", args.ft_epochs)
         report["reference_finetune"] = _reference(args, "finetune", ref_out, args.ft_epochs)
