@@ -31,24 +31,27 @@ def test_a_bfloat16_copy_computes_the_same_features_within_the_tolerance():
     a = np.asarray(exact(images), np.float32)
     b = np.asarray(low(images), np.float32)
     error = np.linalg.norm(b - a) / np.linalg.norm(a)
-    assert 0 < error < precision.TOLERANCE  # rounded (not the float32 network), yet close
+    assert 0 < error < 0.02  # rounded (not the float32 network), yet within 2% of the features
 
 
-def test_measuring_times_both_precisions_and_reports_the_bfloat16_error():
+def test_measuring_times_both_precisions_and_weighs_the_rounding_against_the_spread():
     exact = extractor()
     speeds, error = precision.measure(
         {"float32": exact, "bfloat16": precision.low_precision_copy(exact, extractor, "bfloat16")}, SIZE
     )
     assert set(speeds) == {"float32", "bfloat16"} and min(speeds.values()) > 0
-    assert 0 < error < precision.TOLERANCE
+    # Random weights: features barely vary between images, so bfloat16's rounding (under 2% of the
+    # features themselves) is large against what tells images apart, and auto keeps float32.
+    assert error > precision.TOLERANCE
+    assert precision.decide({"float32": 1.0, "bfloat16": 100.0}, error) == "float32"
 
 
 @pytest.mark.parametrize(
     ("speeds", "error", "expected"),
     [
-        ({"float32": 30.0, "bfloat16": 57.0}, 6.6e-3, "bfloat16"),  # faster and close: taken
-        ({"float32": 129.0, "bfloat16": 111.0}, 1.5e-2, "float32"),  # close but slower
-        ({"float32": 30.0, "bfloat16": 57.0}, 5e-2, "float32"),  # faster but too far off
+        ({"float32": 30.0, "bfloat16": 57.0}, 2e-2, "bfloat16"),  # faster and close: taken
+        ({"float32": 129.0, "bfloat16": 111.0}, 2e-2, "float32"),  # close but slower
+        ({"float32": 30.0, "bfloat16": 57.0}, 7e-2, "float32"),  # faster but too far off
         ({"float32": 30.0, "bfloat16": 30.0}, 1e-3, "float32"),  # a tie keeps float32
         ({"float32": 30.0, "bfloat16": 57.0}, float("nan"), "float32"),
     ],
@@ -101,7 +104,7 @@ def test_bfloat16_training_features_leave_validation_and_the_saved_model_float32
     np.testing.assert_array_equal(np.load(bf16 / "validation.npy"), np.load(f32 / "validation.npy"))
     train32, train16 = np.load(f32 / "train.npy"), np.load(bf16 / "train.npy")
     error = np.linalg.norm(train16 - train32) / np.linalg.norm(train32)
-    assert 0 < error < precision.TOLERANCE
+    assert 0 < error < 0.02  # within 2% of the features themselves
     # The saved base is float32 and answers as evaluated.
     model = load_verified_model(low.model_dir, low.sha256)
     assert {v.dtype for v in model.weights} == {"float32"}
@@ -120,9 +123,9 @@ def test_auto_measures_once_per_host_then_reuses_the_choice_and_the_features(thr
                 precision_cache=choices)  # fmt: skip
     made = first.timings["precision"]
     assert made["requested"] == "auto" and made["source"] == "measured"
-    assert set(made["images_per_s"]) == {"float32", "bfloat16"} and made["relative_error"] < precision.TOLERANCE
-    faster = max(made["images_per_s"], key=made["images_per_s"].get)
-    assert made["used"] == faster  # within the tolerance, the faster one wins
+    assert set(made["images_per_s"]) == {"float32", "bfloat16"} and made["relative_error"] > 0
+    # The choice is the measurement's: random weights keep float32 (see the test above).
+    assert made["used"] == precision.decide(made["images_per_s"], made["relative_error"]) == "float32"
     stored = json.loads(choices.read_text())
     assert [entry["used"] for entry in stored.values()] == [made["used"]]
     # Another dataset cache on the same host: no new measurement.

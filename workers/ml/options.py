@@ -102,7 +102,7 @@ OPTIONS: tuple[Option, ...] = (
            "sees.", choices=DEVICES, advanced=True),
     Option("precision", "choice", "auto", "Arithmetic of the frozen base while it computes the training images' "
            "features. auto: the worker times float32 and bfloat16 once per backbone and image size and takes the "
-           "faster one whose features stay within 2% of float32's. Validation and test features, the head and the "
+           "faster one whose features stay within 5% of float32's (against how much they vary between images). Validation and test features, the head and the "
            "saved model are always float32.", choices=PRECISIONS, modes=("bottleneck",), advanced=True),
     Option("seed", "int", 1337, "Same seed, same data and settings: same result.", lo=0, hi=2**31 - 1,
            advanced=True),

@@ -4,7 +4,8 @@ bfloat16 nearly doubled VGG16's images/s on one CPU here and slowed it to 0.85x 
 same flags, and on one CPU it sped VGG16 up and slowed MobileNetV2 down: CPU flags do not predict
 it. So ``auto`` times the base in each precision on a small batch of random pixels, once per host,
 backbone, image size and weights, keeps the answer in a small JSON file, and takes the fastest
-precision whose features stay within ``TOLERANCE`` of float32's.
+precision whose features stay within ``TOLERANCE`` of float32's, measured against how much the
+features vary between images.
 
 Only the training images' features are computed in the chosen precision. Validation and test
 features, the head and the saved model stay float32, so that what the experiment page reports is
@@ -29,9 +30,12 @@ import tensorflow as tf
 from workers.ml.features import compiled
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-# Largest relative error (norm of the difference over the norm of float32's features) accepted.
-# Measured here on random pixels: VGG16 6.6e-3, MobileNetV2 1.5e-2 (benchmarks/README.md).
-TOLERANCE = 2e-2
+# Largest error accepted: the norm of bfloat16's difference from float32's features over the norm of
+# float32's features around their mean over the batch, i.e. against what tells the images apart (the
+# plain relative error, 0.7% for VGG16 here, says little when features hardly vary: random weights).
+# Random-weight VGG16 measured 7-10% by this yardstick, and a head trained on its bfloat16 features
+# scored 0.84 against float32's 0.90 (benchmarks/README.md): such a base stays float32.
+TOLERANCE = 5e-2
 MEASURE_BATCH = 8
 MEASURE_ROUNDS = 3
 
@@ -46,7 +50,7 @@ class Choice:
     # measurement; "cached features": features of this precision were stored already.
     source: str
     images_per_s: dict = field(default_factory=dict)  # precision -> images/s on the measuring batch
-    relative_error: float | None = None  # bfloat16's features against float32's
+    relative_error: float | None = None  # bfloat16's features against float32's spread (TOLERANCE)
     tolerance: float = TOLERANCE
 
     def as_dict(self) -> dict:
@@ -90,7 +94,8 @@ def low_precision_copy(model: keras.Model, build: Callable[[], keras.Model], pre
 
 
 def measure(models: dict[str, keras.Model], image_size: tuple[int, int], *, seed: int = 0) -> tuple[dict, float | None]:
-    """Images/s of each model on one batch of random pixels, and bfloat16's relative error.
+    """Images/s of each model on one batch of random pixels, and bfloat16's error against the spread
+    of float32's features (see TOLERANCE).
 
     Rounds alternate the precisions, so a change in the machine's load hits all of them; each
     precision's speed is its best round, after one untimed call that traces it.
@@ -109,7 +114,8 @@ def measure(models: dict[str, keras.Model], image_size: tuple[int, int], *, seed
     error = None
     if "float32" in outputs and "bfloat16" in outputs:
         reference = outputs["float32"]
-        error = float(np.linalg.norm(outputs["bfloat16"] - reference) / max(float(np.linalg.norm(reference)), 1e-30))
+        spread = float(np.linalg.norm(reference - reference.mean(axis=0)))
+        error = float(np.linalg.norm(outputs["bfloat16"] - reference) / max(spread, 1e-30))
     return speeds, error
 
 
