@@ -181,3 +181,14 @@ def test_head_calls_divide_the_epoch_and_stay_short(units, batches):
     assert batches % steps == 0  # a call never reads into the next epoch's batches
     estimated_s = steps * 6 * 16 * head.count_params() / 10e9
     assert steps == 1 or estimated_s <= 0.25
+
+
+def test_head_statistics_read_a_memory_mapped_array_in_blocks_and_match_numpy(tmp_path):
+    from workers.ml.models import column_statistics
+
+    values = np.random.default_rng(3).normal(5.0, 2.0, (50, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", values)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    mean, std = column_statistics(mapped, rows=7)  # blocks that do not divide the rows
+    np.testing.assert_allclose(mean, values.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, values.astype(np.float64).std(axis=0), rtol=1e-10)
