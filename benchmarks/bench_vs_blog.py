@@ -84,8 +84,10 @@ def _child(args) -> dict:
             "last_epoch_val_accuracy": result.history[-1]["val_accuracy"],
         }
     if args.child == "finetune":
+        # A fine-tune continues its base's weights: the config refuses a weights key (issue 12).
+        tuned = {k: v for k, v in common.items() if k != "weights"}
         config = parse_config(
-            {"mode": "finetune", "epochs": args.epochs, "augmentation": FINETUNE_AUGMENTATION, **common}
+            {"mode": "finetune", "epochs": args.epochs, "augmentation": FINETUNE_AUGMENTATION, **tuned}
         )
         started = time.perf_counter()
         result = train(
