@@ -77,6 +77,17 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture
+def spool(settings, tmp_path):
+    """Where Django writes uploaded files while it reads them (upload-limit tests): every byte goes to
+    disk, none to memory."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    return folder
+
+
 # One Playwright session for the whole run: a second session-scoped browser, started while the
 # first is alive, fails ("Sync API inside the asyncio loop").
 from tests.browser.fixtures import browser, page, signed_in, user  # noqa: E402,F401

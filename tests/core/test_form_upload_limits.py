@@ -11,16 +11,6 @@ pytestmark = pytest.mark.django_db
 KIB = 1024
 
 
-@pytest.fixture
-def spool(settings, tmp_path):
-    """Where Django writes uploaded files while it reads them: every byte goes to disk, none to memory."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
-    return folder
-
-
 def _post(client, url, body, **extra):
     environ = body.environ()
     return client.generic("POST", url, content_type=environ["CONTENT_TYPE"], **environ, **extra)

@@ -21,16 +21,6 @@ KIB = 1024
 
 
 @pytest.fixture
-def spool(settings, tmp_path):
-    """Where Django writes uploaded files while it reads them: every byte goes to disk, none to memory."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
-    return folder
-
-
-@pytest.fixture
 def browser_like(alice, project):
     """Alice's session with CSRF checked as for her browser; `csrf` holds the headers upload.js sends."""
     client = Client(enforce_csrf_checks=True)
