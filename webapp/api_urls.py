@@ -15,6 +15,9 @@ from webapp.projects import api as projects
 from webapp.projects import edits_api
 
 urlpatterns = [
+    # Predict first: the hot path is matched before the other routes are tried (issue 20, point 7).
+    path("projects/<int:project_id>/predict/", predictions.ProjectPredictView.as_view(), name="api-project-predict"),
+    path("models/<int:model_id>/predict/", predictions.ModelPredictView.as_view(), name="api-model-predict"),
     path("health/", HealthView.as_view(), name="api-health"),
     path("auth/token/", accounts.TokenObtainView.as_view(), name="api-token"),
     path("auth/token/rotate/", accounts.TokenRotateView.as_view(), name="api-token-rotate"),
@@ -60,8 +63,6 @@ urlpatterns = [
     path("models/<int:model_id>/exports/", exports.ModelExportListView.as_view(), name="api-model-exports"),
     path("exports/<int:export_id>/", exports.ModelExportDetailView.as_view(), name="api-export"),
     path("exports/<int:export_id>/download/", exports.ModelExportDownloadView.as_view(), name="api-export-download"),
-    path("projects/<int:project_id>/predict/", predictions.ProjectPredictView.as_view(), name="api-project-predict"),
-    path("models/<int:model_id>/predict/", predictions.ModelPredictView.as_view(), name="api-model-predict"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -18,7 +18,6 @@ from webapp.core.uploads import limit_upload
 from webapp.experiments.api import TrainedModelSerializer
 from webapp.experiments.selectors import model_for_user
 from webapp.experiments.services import trained_model_publish
-from webapp.projects.selectors import project_for_user
 
 from . import selectors, services
 from .errors import InputErrors
@@ -243,7 +242,10 @@ def _predict_schema(summary: str, description: str, *, conflict: bool):
 
 
 class _PredictView(APIView):
-    parser_classes = [PredictJSONParser, MultiPartParser]
+    # Multipart first: DRF parses the request's Content-Type once per parser it tries, and a multipart one
+    # (with its boundary) is the slow kind to parse; the two types never both match, so the order picks
+    # the same parser (issue 20, point 7).
+    parser_classes = [MultiPartParser, PredictJSONParser]
     throttle_classes = [PredictRateThrottle]
 
     def initial(self, request, *args, **kwargs):
@@ -268,7 +270,7 @@ class ProjectPredictView(_PredictView):
         conflict=True,
     )
     def post(self, request, project_id: int):
-        project = project_for_user(request.user, project_id)
+        project = selectors.project_for_predict(request.user, project_id)
         with services.prediction_logged(project=project) as call:
             call.model = selectors.published_model_for_project(project)
             return self._run(request, call)

@@ -48,10 +48,14 @@ def pixels_to_decode(header: Header, image_size: tuple[int, int]) -> int:
     return decoded_pixels(header, image_size)
 
 
-def check_image(data: bytes, *, image_size: tuple[int, int], max_bytes: int, max_pixels: int) -> CheckedImage:
+def check_image(
+    data: bytes, *, image_size: tuple[int, int], max_bytes: int, max_pixels: int, header: Header | None = None
+) -> CheckedImage:
     """Verify ``data`` and decode it for a model of ``image_size``; ImageRejected with the reason
-    (empty, too large, not an image, too many pixels, corrupt)."""
-    header = read_checked_header(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    (empty, too large, not an image, too many pixels, corrupt). ``header``: what
+    ``read_checked_header`` already answered for these bytes with these limits (not read again)."""
+    if header is None:
+        header = read_checked_header(data, max_bytes=max_bytes, max_pixels=max_pixels)
     verify(data)
     array = decode_image(data, tuple(image_size), max_pixels=max_pixels)
     return CheckedImage(data=data, format=header.format, array=array)

@@ -76,10 +76,11 @@ def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[Ch
             ]
         )
     max_bytes, max_pixels = settings.TL_PREDICT_MAX_IMAGE_BYTES, settings.TL_IMAGE_MAX_PIXELS
-    errors, total = [], 0
+    errors, total, headers = [], 0, []
     for index, (name, data, *label) in enumerate(inputs):
         try:
-            total += pixels_to_decode(read_checked_header(data, max_bytes=max_bytes, max_pixels=max_pixels), image_size)
+            headers.append(read_checked_header(data, max_bytes=max_bytes, max_pixels=max_pixels))
+            total += pixels_to_decode(headers[-1], image_size)
         except ImageRejected as exc:
             errors.append(_input_error(index, name, label, exc))
     if errors:
@@ -91,9 +92,11 @@ def images_check(*, inputs: list[tuple], image_size: tuple[int, int]) -> list[Ch
             f"{budget:,} (TL_PREDICT_MAX_REQUEST_PIXELS). Send fewer or smaller images per request."
         )
     checked = []
-    for index, (name, data, *label) in enumerate(inputs):
+    for index, ((name, data, *label), header) in enumerate(zip(inputs, headers, strict=True)):
         try:
-            checked.append(check_image(data, image_size=image_size, max_bytes=max_bytes, max_pixels=max_pixels))
+            checked.append(
+                check_image(data, image_size=image_size, max_bytes=max_bytes, max_pixels=max_pixels, header=header)
+            )
         except ImageRejected as exc:
             errors.append(_input_error(index, name, label, exc))
     if errors:
