@@ -44,20 +44,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_workers import _configure as _configure_app  # noqa: E402
+
 
 def _configure(tmp: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="webapp.settings.base",
-        DJANGO_SECRET_KEY="bench-only",
-        DATABASE_URL=f"sqlite:///{tmp / 'bench.sqlite3'}",
-        TL_VAR_DIR=str(tmp / "var"),
-        TL_STORAGE_ROOT=str(tmp / "storage"),
-        TL_LOG_LEVEL="WARNING",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONPATH=str(ROOT),
-    )
     # Nothing is published: the ingest child records the message instead (as the tests do).
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
+    _configure_app(tmp)  # the same temporary database, storage and settings as bench_workers
 
 
 # --- memory, measured inside each child ------------------------------------------------------------
