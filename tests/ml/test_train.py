@@ -439,3 +439,46 @@ def keras_model_output(model, tensor, image: bytes, size):
 
     head_only = keras.Model(model.inputs[0], tensor)
     return probabilities(np.asarray(head_only(model_inputs([image], size).astype("float32"), training=False)))
+
+
+def test_one_verifier_answers_many_models_and_survives_a_broken_one(bottleneck_run, tmp_path, three_class_dir):
+    """A warm worker keeps one verifier for many jobs: a model that fails to load is that job's error,
+    and the next model is still checked by the same process."""
+    import keras
+
+    from workers.ml.predict import file_sha256, load_verified_model
+    from workers.ml.roundtrip import Verifier, check_round_trip
+
+    result, _ = bottleneck_run
+    image = next((three_class_dir / "validation" / "circle").iterdir())
+    model = load_verified_model(result.model_dir, result.sha256)
+    right = np.asarray(model(model_inputs([image.read_bytes()], (32, 32)).astype(np.float32)))
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.RandomShear(x_factor=0.2, y_factor=0.0)(inputs)
+    broken = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    (tmp_path / "broken").mkdir()
+    broken.save(tmp_path / "broken" / "model.keras")
+    with Verifier() as verifier:
+        pid = verifier._process.pid
+        first = check_round_trip(result.model_dir, result.sha256, [image], right, verifier=verifier)
+        with pytest.raises(MLError, match="does not load back as serving loads it"):
+            check_round_trip(
+                tmp_path / "broken", file_sha256(tmp_path / "broken" / "model.keras"), [image], right, verifier=verifier
+            )
+        again = check_round_trip(result.model_dir, result.sha256, [image], right, verifier=verifier)
+        assert verifier.alive and verifier._process.pid == pid
+    assert first.max_abs_diff <= 1e-5 and again.max_abs_diff <= 1e-5
+    assert not verifier.alive
+
+
+def test_a_verifier_that_died_fails_the_check_with_the_cause_and_says_it_is_gone(bottleneck_run, three_class_dir):
+    from workers.ml.roundtrip import Verifier, check_round_trip
+
+    result, _ = bottleneck_run
+    image = next((three_class_dir / "validation" / "circle").iterdir())
+    with Verifier() as verifier:
+        verifier._process.kill()
+        verifier._process.wait()
+        assert not verifier.alive
+        with pytest.raises(MLError, match=r"loading the saved model back in a fresh process failed \(exit code -9\)"):
+            check_round_trip(result.model_dir, result.sha256, [image], np.zeros((1, 3), np.float32), verifier=verifier)

@@ -9,14 +9,17 @@ from memory by accident.
 Run as ``python -m workers.ml.roundtrip MODEL_DIR SHA256 IMAGE...``: prints a JSON object
 ``{"probabilities": [[...], ...]}`` or ``{"error": "..."}``. A training run starts the process ahead
 instead (``Verifier``, ``--wait``): it imports TensorFlow while the model trains, then reads the same
-arguments as one JSON line, so the check does not wait for an import of several seconds. It is still
-a new process that never held the trained model (docs/decisions.md, "Round trip before success").
+arguments as JSON lines, one answer line each, until its input ends, so the check does not wait for
+an import of several seconds. A warm worker keeps one such process for many jobs, as a serving process
+loads many models. Either way it is a process that never held the trained model, and it forgets each
+model once it has answered (docs/decisions.md, "Round trip before success").
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -81,9 +84,11 @@ def served_probabilities(model_dir: Path, sha256: str, image_paths: list[Path]) 
 
 
 class Verifier:
-    """A fresh process, started before training, that loads the saved model when asked (once).
+    """A fresh process, started before it is needed, that loads saved models when asked.
 
-    ``with Verifier() as verifier:`` ends the process however the block ends.
+    One request at a time, any number of them; ``with Verifier() as verifier:`` ends the process
+    however the block ends. A verifier whose process died (or timed out) answers MLError for that
+    request and is no longer ``alive``: its owner starts another.
     """
 
     def __init__(self):
@@ -93,20 +98,51 @@ class Verifier:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            text=True,
+            bufsize=0,  # answers are read with select() on the pipe: no Python buffer in between
             env=_child_env(),
             cwd=_ROOT,
         )
+        self._pending = b""
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None and not self._stderr.closed
 
     def probabilities(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> np.ndarray:
         request = json.dumps({"model_dir": str(model_dir), "sha256": sha256, "paths": [str(p) for p in image_paths]})
+        self._stderr.seek(0)
+        self._stderr.truncate()  # this request's messages only (the child writes at the shared offset)
         try:
-            stdout, _ = self._process.communicate(request + "\n", timeout=TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
+            self._process.stdin.write(request.encode() + b"\n")
+            self._process.stdin.flush()
+            line = self._read_line(time.monotonic() + TIMEOUT_SECONDS)
+        except BrokenPipeError:
+            line = b""
+        except TimeoutError:
             self.close()
             raise MLError(f"loading the saved model back took over {TIMEOUT_SECONDS} s") from None
+        returncode = None
+        if not line:  # the process ended without answering
+            self._process.wait()
+            returncode = self._process.returncode
         self._stderr.seek(0)
-        return _answer(stdout, self._stderr.read(), self._process.returncode)
+        return _answer(line.decode(errors="replace"), self._stderr.read(), returncode)
+
+    def _read_line(self, deadline: float) -> bytes:
+        """The next line the process prints that is an answer (a JSON object); b"" at its end."""
+        out = self._process.stdout
+        while True:
+            while b"\n" not in self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([out], [], [], remaining)[0]:
+                    raise TimeoutError
+                chunk = os.read(out.fileno(), 1 << 16)
+                if not chunk:
+                    return b""
+                self._pending += chunk
+            line, self._pending = self._pending.split(b"\n", 1)
+            if line.startswith(b"{"):
+                return line
 
     def close(self) -> None:
         if self._process.poll() is None:
@@ -156,31 +192,43 @@ def check_round_trip(
     return RoundTrip(n=len(image_paths), max_abs_diff=diff, seconds=time.perf_counter() - started)
 
 
-def _main(argv: list[str]) -> int:
-    if argv == ["--wait"]:
-        # Import what loading needs now, then wait for the one request (EOF: the run ended without one).
-        import workers.ml.predict  # noqa: F401
-
-        line = sys.stdin.readline()
-        if not line.strip():
-            return 0
-        request = json.loads(line)
-        argv = [request["model_dir"], request["sha256"], *request["paths"]]
-    model_dir, sha256, *paths = argv
+def _answer_one(model_dir: str, sha256: str, paths: list[str]) -> dict:
     keras_file = Path(model_dir) / "model.keras"
     # Checked again by LoadedModel.load; first here so that a wrong file costs no TensorFlow start.
     if keras_file.is_file() and file_sha256(keras_file) != sha256:
-        print(json.dumps({"error": "the saved model file does not match its recorded checksum"}), flush=True)
-        return 1
+        return {"error": "the saved model file does not match its recorded checksum"}
     try:
         from workers.ml.predict import LoadedModel
 
         loaded = LoadedModel.load(Path(model_dir), expected_sha256=sha256)
         probs = loaded.predict([Path(p).read_bytes() for p in paths])
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent as data
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps({"probabilities": probs.astype(float).tolist()}), flush=True)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"probabilities": probs.astype(float).tolist()}
+
+
+def _main(argv: list[str]) -> int:
+    if argv != ["--wait"]:
+        model_dir, sha256, *paths = argv
+        answer = _answer_one(model_dir, sha256, paths)
+        print(json.dumps(answer), flush=True)
+        return 1 if "error" in answer else 0
+    # Import what loading needs now, then answer requests until the input ends (the owner closed it,
+    # or died: a warm worker's verifier goes with its worker).
+    import gc
+
+    import keras
+
+    import workers.ml.predict  # noqa: F401
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        print(json.dumps(_answer_one(request["model_dir"], request["sha256"], request["paths"])), flush=True)
+        # Each model is forgotten once answered: the next one loads into a clean session.
+        keras.backend.clear_session()
+        gc.collect()
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ def train(
     checkpoint_dir: Path | None = None,
     on_resume: Callable[[int, list[dict]], None] = lambda epoch, history: None,
     precision_cache: Path | None = None,
+    verifier: Verifier | None = None,
 ) -> TrainingResult:
     """Train ``config`` on ``dataset_dir`` and save the model into ``output_dir``.
 
@@ -173,6 +175,8 @@ def train(
     after its epoch (``on_resume(epochs_done, history)`` is called first); the caller
     removes the folder once the job has ended. ``precision_cache`` is the JSON file where this
     host keeps its measured precision choices (workers/ml/precision.py); None measures every time.
+    ``verifier`` is a waiting process that loads the saved model back (a warm worker keeps one for
+    many runs); None starts one for this run and ends it after.
     """
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
     use_device(config.device)  # before TensorFlow touches a device
@@ -198,7 +202,8 @@ def train(
     tmp = output_dir.parent / f".{output_dir.name}.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     # The process that will load the saved model back, importing TensorFlow while this one trains.
-    verifier = Verifier()
+    own = Verifier() if verifier is None else None
+    verifier = verifier or own
     try:
         before = None
         if config.mode == "bottleneck":
@@ -208,6 +213,7 @@ def train(
         else:
             model, monitor, probs = train_scratch(run)
         on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 0.97))
+        finishing = time.perf_counter()
         scored = run.scored
         # Temperature scaling, fitted on validation, becomes the saved model's last layer.
         temperature = fit_temperature(probs, run.val.labels)
@@ -238,6 +244,7 @@ def train(
             base_evaluation = _evaluation(before, scored, run)
             base_evaluation.pop("confident_mistakes", None)
         model_path = tmp / "model.keras"
+        saving = time.perf_counter()
         model.save(model_path)
         digest = file_sha256(model_path)
         info = _model_info(run, monitor, evaluation, digest, base_evaluation)
@@ -246,7 +253,14 @@ def train(
         info["summary"] = {**summary, "file_bytes": model_path.stat().st_size}
         (tmp / "model.json").write_text(json.dumps(info, indent=2))
         on_progress(Progress("verifying", len(monitor.history), config.epochs, 0, 0, 0.98))
+        verifying = time.perf_counter()
         round_trip = _round_trip(run, model, tmp, digest, verifier)
+        # Where the time after training went: scoring and calibrating, writing the file, loading it back.
+        run.timings.update(
+            evaluation_s=round(saving - finishing, 3),
+            save_s=round(verifying - saving, 3),
+            round_trip_s=round(time.perf_counter() - verifying, 3),
+        )
         if output_dir.exists():
             output_dir.rmdir()  # empty (checked above); rename cannot replace it portably
         tmp.rename(output_dir)
@@ -254,7 +268,8 @@ def train(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        verifier.close()
+        if own is not None:
+            own.close()
     on_progress(Progress("evaluating", len(monitor.history), config.epochs, 0, 0, 1.0))
     return TrainingResult(
         class_names=class_names,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import keras
@@ -33,7 +34,9 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
     cfg = run.cfg
     weights_path = resolve_weights(cfg.backbone, cfg.weights, weights_dir, cfg.image_size)
     # The base is built even on a cache hit: the saved model must contain it.
+    building = time.perf_counter()
     base = build_base(cfg.backbone, cfg.image_size, weights_path, cfg.seed)
+    run.timings["base_build_s"] = round(time.perf_counter() - building, 3)
     preprocess = build_preprocess(cfg.backbone)
     identity = weights_identity(weights_path, cfg.seed)
     keys = {
