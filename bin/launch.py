@@ -170,15 +170,33 @@ def training_workers(environ=os.environ) -> list[Process]:
     return workers
 
 
+# Head-only jobs' queue when TL_WARM_QUEUE is unset (webapp/settings/base.py has the same default).
+WARM_QUEUE = "training-warm"
+
+
+def warm_worker(environ=os.environ) -> list[Process]:
+    """The worker for head-only jobs, unless TL_WARM_QUEUE is set empty (docs/decisions.md, "A warm worker
+    for head-only jobs"): one job at a time in a child that keeps TensorFlow loaded between jobs. Its
+    child is replaced after TL_WARM_MAX_JOBS jobs or TL_WARM_MAX_MB, which its settings give Celery
+    (CELERY_WORKER_MAX_TASKS_PER_CHILD and CELERY_WORKER_MAX_MEMORY_PER_CHILD)."""
+    queue = environ.get("TL_WARM_QUEUE", WARM_QUEUE).strip()
+    if not queue:
+        return []
+    env = {"TL_WORKER_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "TL_WORKER_WARM": "1"}
+    argv = (*CELERY, "worker", "-Q", queue, "-c", "1", "-n", "warm@%h", "-l", "info", "-E")
+    return [Process("warm-worker", argv, env=tuple(env.items()))]
+
+
 # Celery's --max-memory-per-child is in KiB.
 DEFAULT_WORKER_CHILD_KB = 400 * 1024
 
 
-def app_processes(*, bind: str, var: Path) -> list[Process]:
+def app_processes(*, bind: str, var: Path, environ=os.environ) -> list[Process]:
     """Workers, beat and web, in start order (the embedded Redis, when there is one, comes first)."""
     celery = CELERY
     return [
-        *training_workers(),
+        *training_workers(environ),
+        *warm_worker(environ),
         Process(
             "default-worker",
             # An export imports TensorFlow into the child that ran it (about 0.5 GB): a child above this

@@ -137,8 +137,9 @@ def test_a_dead_process_is_swept_with_its_group_before_it_is_restarted(tmp_path)
 # --- one declaration for bin/run, compose and the Dockerfile -------------------------------------
 
 
-@pytest.mark.parametrize("name", ["web", "training-worker", "default-worker", "beat"])
+@pytest.mark.parametrize("name", ["web", "training-worker", "warm-worker", "default-worker", "beat"])
 def test_serve_becomes_exactly_the_process_run_starts_under_that_name(name, monkeypatch, tmp_path):
+    monkeypatch.delenv("TL_WARM_QUEUE", raising=False)  # the test settings turn it off
     monkeypatch.setenv("TL_BIND", "0.0.0.0:8123")
     monkeypatch.setenv("TL_VAR_DIR", str(tmp_path / "var"))
     execs = []

@@ -52,3 +52,27 @@ def test_serve_sets_the_declared_environment_before_it_becomes_the_worker(monkey
     monkeypatch.setattr(launch.os, "chdir", lambda path: None)
     launch.main(["serve", "training-worker"])
     assert seen == [""]
+
+
+def test_a_warm_worker_serves_head_only_jobs_on_its_own_queue_with_gpus_hidden():
+    (warm,) = launch.warm_worker({})
+    assert (warm.name, _queue(warm)) == ("warm-worker", "training-warm")
+    assert dict(warm.env) == {"TL_WORKER_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "TL_WORKER_WARM": "1"}
+    # Its child is not replaced after each job: its settings give Celery TL_WARM_MAX_JOBS and TL_WARM_MAX_MB.
+    assert "--max-tasks-per-child" not in warm.argv and warm.argv[warm.argv.index("-c") + 1] == "1"
+    assert _queue(launch.warm_worker({"TL_WARM_QUEUE": "heads"})[0]) == "heads"
+    assert launch.warm_worker({"TL_WARM_QUEUE": " "}) == []
+
+
+def test_run_starts_the_warm_worker_unless_its_queue_is_turned_off(tmp_path):
+    names = [p.name for p in launch.app_processes(bind="x", var=tmp_path, environ={})]
+    assert names[:2] == ["training-worker", "warm-worker"]
+    off = launch.app_processes(bind="x", var=tmp_path, environ={"TL_WARM_QUEUE": ""})
+    assert "warm-worker" not in [p.name for p in off]
+
+
+def test_the_warm_queue_default_is_the_settings_default():
+    import re
+
+    source = (ROOT / "webapp" / "settings" / "base.py").read_text()
+    assert re.search(r'env_str\("TL_WARM_QUEUE", "([^"]+)"\)', source).group(1) == launch.WARM_QUEUE

@@ -16,7 +16,8 @@ launch = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(launch)
 
 LAUNCHER = ["python", "bin/launch.py"]
-DECLARED = [process.name for process in launch.app_processes(bind="0.0.0.0:8000", var=Path("/app/var"))]
+# As a deployment's environment declares them (the test settings turn the warm queue off for this process).
+DECLARED = [process.name for process in launch.app_processes(bind="0.0.0.0:8000", var=Path("/app/var"), environ={})]
 
 
 def _services() -> dict:

@@ -60,7 +60,7 @@ def running_jobs(*, now: datetime | None = None) -> list[TrainingJob]:
 
 def queued_jobs(*, now: datetime | None = None, limit: int = QUEUED_SHOWN) -> list[TrainingJob]:
     """Queued jobs in the order workers take them (first in, first out), each with its queue
-    (by its experiment's device) and its position in that queue.
+    (where its message was sent) and its position in that queue.
 
     Each training queue, with prefetch 1, serves messages in publish order, and a job's row is
     created just before its message is sent, so creation order is queue order.
@@ -69,7 +69,7 @@ def queued_jobs(*, now: datetime | None = None, limit: int = QUEUED_SHOWN) -> li
     jobs = list(_job_rows().filter(status=Status.QUEUED).order_by("created_at", "pk")[:limit])
     positions: dict[str, int] = defaultdict(int)
     for job in jobs:
-        job.queue = training_queue(job.experiment.config)
+        job.queue = job.queue or training_queue(job.experiment.config)  # rows sent before the queue was kept
         positions[job.queue] += 1
         job.position = positions[job.queue]
         job.waiting = now - job.created_at
@@ -142,8 +142,10 @@ def live_workers() -> list[dict] | None:
 def queued_per_queue() -> dict[str, int]:
     """Queued jobs per training queue, every queued job counted (the table shows the first few)."""
     counts: dict[str, int] = defaultdict(int)
-    for device in TrainingJob.objects.filter(status=Status.QUEUED).values_list("experiment__config__device", flat=True):
-        counts[training_queue({"device": device})] += 1
+    for queue, device in TrainingJob.objects.filter(status=Status.QUEUED).values_list(
+        "queue", "experiment__config__device"
+    ):
+        counts[queue or training_queue({"device": device})] += 1
     return dict(counts)
 
 

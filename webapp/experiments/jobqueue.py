@@ -30,6 +30,56 @@ def training_queue(config: dict) -> str:
     return settings.TL_TRAINING_QUEUES[config.get("device") or "auto"]
 
 
+# How many of the latest succeeded bottleneck jobs on the same data are looked through for a match.
+_FEATURE_RUNS_LOOKED_AT = 100
+
+
+def features_cached(experiment) -> bool:
+    """Whether a bottleneck experiment's features were already computed: an earlier job on a dataset of
+    the same content succeeded with the same base (backbone, weights, image size and, for random
+    weights, seed), in a precision this one accepts.
+
+    A guess from the database, which the web process can make without TensorFlow or the cache's
+    folders; the worker decides by what it finds on disk, and extracts if the guess was wrong.
+    """
+    if experiment.mode != "bottleneck":
+        return False
+    config = experiment.config
+    same_base = ("image_size", "weights", *(("seed",) if config.get("weights") == "none" else ()))
+    wanted = config.get("precision") or "auto"
+    dataset = experiment.dataset
+    # Not hashed yet: only this very dataset shares its features.
+    same_data = (
+        {"experiment__dataset__content_hash": dataset.content_hash}
+        if dataset.content_hash
+        else {"experiment__dataset": dataset}
+    )
+    runs = (
+        TrainingJob.objects.filter(
+            status=TrainingJob.Status.SUCCEEDED,
+            experiment__mode="bottleneck",
+            experiment__backbone=experiment.backbone,
+            **same_data,
+        )
+        .order_by("-finished_at")
+        .values_list("experiment__config", "result__timings__precision__used")[:_FEATURE_RUNS_LOOKED_AT]
+    )
+    return any(
+        all(earlier.get(key) == config.get(key) for key in same_base) and wanted in ("auto", used or "float32")
+        for earlier, used in runs
+    )
+
+
+def job_queue(job: TrainingJob) -> str:
+    """Where `job` goes: a CPU bottleneck job whose features are cached goes to the warm worker's queue
+    (TL_WARM_QUEUE, when set), everything else by its device (docs/decisions.md, "A warm worker for
+    head-only jobs")."""
+    queue = training_queue(job.experiment.config)
+    if settings.TL_WARM_QUEUE and queue == settings.TL_TRAINING_QUEUES["cpu"] and features_cached(job.experiment):
+        return settings.TL_WARM_QUEUE
+    return queue
+
+
 def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
     """Publish the job's message under its stored task id; if the broker is down, fail the job.
 
@@ -43,7 +93,7 @@ def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
 
     from webapp.core.broker import broker_name
 
-    queue = training_queue(job.experiment.config)
+    queue = job_queue(job)
     try:
         run_training_job.apply_async(args=[job.pk], task_id=str(job.task_id), countdown=countdown, queue=queue)
     except (KombuOperationalError, RedisError, OSError) as exc:
@@ -56,4 +106,6 @@ def job_enqueue(*, job: TrainingJob, countdown: float | None = None) -> None:
         )
         log.error("job %s: enqueue failed: %s", job.pk, exc)
         raise BrokerUnavailable(message, job=job) from exc
-    TrainingJob.objects.filter(pk=job.pk).update(enqueue_count=F("enqueue_count") + 1, enqueued_at=timezone.now())
+    TrainingJob.objects.filter(pk=job.pk).update(
+        enqueue_count=F("enqueue_count") + 1, enqueued_at=timezone.now(), queue=queue
+    )

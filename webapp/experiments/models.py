@@ -88,6 +88,8 @@ class TrainingJob(models.Model):
     # Each publish of the job's message; the reaper re-sends a message that vanished, a few times.
     enqueue_count = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The queue its message was last sent to (jobqueue.job_queue); "" for jobs sent before it was kept.
+    queue = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     log_tail = models.TextField(blank=True)

@@ -5,6 +5,7 @@ engine, and so TensorFlow, is imported here and only here, never in the worker's
 """
 
 import logging
+import os
 import time
 import traceback
 from collections import deque
@@ -93,6 +94,7 @@ class _JobRun:
         self._stop = False
         self._base_model_id = None
         self._checkpoint_due = False
+        self._process: dict = {"warm": False, "pid": os.getpid(), "job_in_process": 1}
         self.heartbeat = Heartbeat(f"heartbeat-{job.pk}", partial(_beat, job.pk), settings.TL_HEARTBEAT_SECONDS)
 
     # --- callbacks given to the engine ---
@@ -189,6 +191,12 @@ class _JobRun:
 
         experiment, dataset = self.experiment, self.experiment.dataset
         cfg = parse_config(experiment.config)
+        verifier = None
+        if settings.TL_WORKER_WARM:
+            # TensorFlow is loaded and a verifier waits (docs/decisions.md, "A warm worker for head-only jobs").
+            from . import warm
+
+            self._process, verifier = warm.job_started(), warm.verifier()
         checkpoint_fetch(self.job.pk)  # written on another host, perhaps
         if checkpoint_epoch(self.job.pk) is None:
             # Starting at epoch 1: an earlier attempt's epochs are not this run's history.
@@ -196,6 +204,7 @@ class _JobRun:
         self._log(
             f"training {experiment.mode} {experiment.backbone} on dataset v{dataset.version} "
             f"(attempt {self.job.attempts}) on {self.job.worker}"
+            + (f", warm process, its job {self._process['job_in_process']}" if self._process["warm"] else "")
         )
         # The engine reads and writes local folders; with an object store (docs/architecture.md,
         # "Object storage") this host fetches what it reads and publishes what others may reuse.
@@ -219,6 +228,7 @@ class _JobRun:
                         checkpoint_dir=storage.checkpoint_dir(self.job.pk),
                         on_resume=self.on_resume,
                         precision_cache=Path(settings.TL_PRECISION_CACHE),
+                        verifier=verifier,
                     )
                 except BaseException:
                     checkpoint_publish(self.job.pk)  # so that the job can resume on any host
@@ -256,7 +266,8 @@ class _JobRun:
             "history": result.history,
             "best_epoch": result.best_epoch,
             "evaluation": result.evaluation,
-            "timings": result.timings,
+            # With where it ran: a warm worker's process, and how many jobs that process had run.
+            "timings": {**result.timings, "process": self._process},
             "model_bytes": result.model_bytes,
             "sha256": result.sha256,
             "round_trip": result.round_trip,

@@ -10,6 +10,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from . import warm  # connects the warm worker's child start (worker_process_init)
+
 # Infrastructure errors the task itself retries: the database dropping the connection before or
 # during the claim. Errors inside a claimed run are handled by the service (bounded re-queue).
 _DB_BLIPS = (OperationalError, InterfaceError)
@@ -35,6 +37,8 @@ _DB_BLIPS = (OperationalError, InterfaceError)
 )
 def run_training_job(self, job_id: int) -> str:
     """Train one TrainingJob (routed to the "training" queue by CELERY_TASK_ROUTES)."""
+    if settings.TL_WORKER_WARM:
+        warm.wait_prepared()  # before any import of ours (webapp/experiments/warm.py)
     from .services import training_job_run
 
     return training_job_run(job_id=job_id, worker_hostname=self.request.hostname or "unknown")

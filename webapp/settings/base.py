@@ -209,6 +209,21 @@ if TL_WORKER_DEVICE not in {"cpu", "gpu"}:
 # local to the host, since speeds are (docs/decisions.md, "Precision by measurement").
 TL_PRECISION_CACHE = VAR_DIR / "precision.json"
 TL_TRAINING_QUEUES = {"auto": "training", "cpu": "training", "gpu": "training-gpu"}
+# Head-only jobs (a CPU bottleneck job whose features are cached) go to this queue, served by a worker
+# that keeps TensorFlow loaded between jobs; empty: they go to `training` like any other
+# (docs/decisions.md, "A warm worker for head-only jobs"). bin/run and docker-compose start its worker.
+TL_WARM_QUEUE = env_str("TL_WARM_QUEUE", "training-warm").strip()
+if TL_WARM_QUEUE in {*TL_TRAINING_QUEUES.values(), "default"}:
+    raise ImproperlyConfigured(f"TL_WARM_QUEUE={TL_WARM_QUEUE!r} must be a queue of its own (or empty to turn it off)")
+# Set on the warm worker's processes by bin/launch.py: keep a verifier process and TensorFlow loaded.
+TL_WORKER_WARM = env_bool("TL_WORKER_WARM", False)
+# The warm worker's child is replaced after this many jobs, or once its RSS passed this many MB
+# after a job (Celery's --max-tasks-per-child and --max-memory-per-child).
+TL_WARM_MAX_JOBS = env_int("TL_WARM_MAX_JOBS", 50, minimum=1)
+TL_WARM_MAX_MB = env_int("TL_WARM_MAX_MB", 3072, minimum=256)
+if TL_WORKER_WARM:
+    CELERY_WORKER_MAX_TASKS_PER_CHILD = TL_WARM_MAX_JOBS
+    CELERY_WORKER_MAX_MEMORY_PER_CHILD = TL_WARM_MAX_MB * 1024  # KiB
 
 TL_TRAINING_TIME_LIMIT = env_int("TL_TRAINING_TIME_LIMIT", 6 * 3600, minimum=60)
 TL_HEARTBEAT_SECONDS = 10
@@ -269,7 +284,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The queues whose messages the reaper looks through for lost training jobs.
-TL_WATCHED_QUEUES = sorted(set(TL_TRAINING_QUEUES.values()))
+TL_WATCHED_QUEUES = sorted(set(TL_TRAINING_QUEUES.values()) | ({TL_WARM_QUEUE} if TL_WARM_QUEUE else set()))
 # RabbitMQ closes the channel of a delivery left unacked past its consumer_timeout (30 min by
 # default) and redelivers it: with late acks that is every job longer than 30 min. RabbitMQ 3.12+
 # reads this per-queue argument; older servers ignore it and need consumer_timeout in rabbitmq.conf

@@ -5,6 +5,9 @@ import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-not-secret")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+# Head-only jobs stay on `training`, the queue test workers serve; tests of the warm worker turn it on
+# for themselves (tests/experiments/test_warm_worker.py).
+os.environ.setdefault("TL_WARM_QUEUE", "")
 os.environ.setdefault("TL_STORAGE_ROOT", tempfile.mkdtemp(prefix="tl-test-storage-"))
 
 from .base import *  # noqa: E402,F403
