@@ -60,6 +60,15 @@ def three_class_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def with_test_split(tmp_path_factory):
+    """Two classes with a test split: 24 + 8 + 6 images a class."""
+    root = write_dataset(tmp_path_factory.mktemp("withtest"), ["circle", "square"], 24, 8, seed=3)
+    held_out = write_dataset(tmp_path_factory.mktemp("heldout"), ["circle", "square"], 0, 6, seed=4)
+    (held_out / "validation").rename(root / "test")
+    return root
+
+
+@pytest.fixture(scope="session")
 def feature_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("features")
 

@@ -358,16 +358,6 @@ def test_a_verifier_whose_run_ends_without_a_model_exits_quietly():
     assert (done.returncode, done.stdout) == (0, "")
 
 
-@pytest.fixture(scope="module")
-def with_test_split(tmp_path_factory):
-    from conftest import write_dataset
-
-    root = write_dataset(tmp_path_factory.mktemp("withtest"), ["circle", "square"], 24, 8, seed=3)
-    held_out = write_dataset(tmp_path_factory.mktemp("heldout"), ["circle", "square"], 0, 6, seed=4)
-    (held_out / "validation").rename(root / "test")
-    return root
-
-
 def test_the_headline_is_measured_once_on_the_test_split(with_test_split, tmp_path):
     from workers.ml.predict import LoadedModel
 

@@ -2,6 +2,7 @@
 
 Cache entries live in ``cache_dir/<key>/`` and are written to a temporary sibling and
 renamed into place, so a crash never leaves a half entry under a final name (docs/architecture.md, "Storage layout").
+A test split's features are added to an entry later, one file per test split, moved into place the same way.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 import uuid
@@ -149,6 +151,53 @@ def read_entry(entry: Path, meta: dict) -> FeatureSet | None:
     except (OSError, ValueError):
         return None  # removed or damaged behind the meta's back: extract again
     return FeatureSet(train, validation, cache_hit=True)
+
+
+def test_features_path(entry: Path, class_names: list[str], relative: list[str]) -> Path:
+    """Where ``entry`` keeps the float32 base outputs of one test split: a file of its own, named by
+    a digest of the split's files and the class names (docs/decisions.md, "Test features beside the
+    entry"), so the entry's meta.json, and what makes it match, stay as they were."""
+    listed = json.dumps({"class_names": list(class_names), "test": list(relative)}, sort_keys=True)
+    return Path(entry) / f"test-{hashlib.sha256(listed.encode()).hexdigest()[:16]}.npy"
+
+
+def read_test_features(path: Path, count: int) -> np.ndarray | None:
+    """The stored test features at ``path``, memory-mapped, when they hold ``count`` rows; None otherwise."""
+    try:
+        found = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None  # absent (an entry written before test features were kept) or damaged
+    return found if found.ndim >= 2 and len(found) == count else None
+
+
+def extract_test_features(
+    path: Path,
+    model,
+    dataset: tf.data.Dataset,
+    count: int,
+    *,
+    on_batch: Callable[[int], None] = lambda i: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> np.ndarray:
+    """Extract ``count`` test images' features into ``path`` (``test_features_path``), memory-mapped.
+
+    ``model`` must be the float32 base the saved model holds. The rows are written to a hidden
+    sibling of the entry (a name the storage sweep removes if this process is killed) and moved to
+    ``path`` with os.replace once complete: a cancel (``should_stop``, polled before every batch)
+    or a failure leaves no file under ``path``, and a concurrent writer of the same file is harmless.
+    """
+    path = Path(path)
+    entry = path.parent
+    tmp = entry.parent / f".{entry.name}.tmp-{path.stem}-{uuid.uuid4().hex}.npy"
+    try:
+        extract_to_file(model, dataset, tmp, count, on_batch=on_batch, should_stop=should_stop)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    found = read_test_features(path, count)
+    if found is None:
+        raise OSError(f"the test features {path.name} of {entry.name} could not be read back after writing them")
+    return found
 
 
 def extract_entry(

@@ -205,9 +205,11 @@ def train(
     own = Verifier() if verifier is None else None
     verifier = verifier or own
     try:
-        before = None
+        before = test_probs = None
         if config.mode == "bottleneck":
-            model, monitor, probs = train_bottleneck(run, weights_dir, cache_dir, dataset_hash, precision_cache)
+            model, monitor, probs, test_probs = train_bottleneck(
+                run, weights_dir, cache_dir, dataset_hash, precision_cache
+            )
         elif config.mode == "finetune":
             model, monitor, probs, before = train_finetune(run, base_model_dir)
         else:
@@ -221,8 +223,13 @@ def train(
         model = keras.Model(trained.inputs[0], TemperatureScaling(temperature, name="calibration")(trained.outputs[0]))
         raw = probs
         if run.test is not None:  # the model as it will be saved, once, on images nothing was chosen on
-            test_images = make_dataset(run.test, config.image_size, EXTRACTION_BATCH, with_labels=False)
-            raw = probabilities(predict_batches(trained, test_images))
+            if test_probs is None:  # fine-tune and scratch: the whole model over the test images
+                test_images = make_dataset(run.test, config.image_size, EXTRACTION_BATCH, with_labels=False)
+                test_probs = probabilities(predict_batches(trained, test_images))
+            # Bottleneck: its head on the float32 base's stored test features, the same network in two
+            # steps, with no image through the base on a cache hit (docs/decisions.md, "Test features
+            # beside the entry").
+            raw = test_probs
         calibrated = apply_temperature(raw, temperature)
         evaluation = _evaluation(calibrated, scored, run, uncalibrated=raw)
         evaluation["calibration"]["temperature"] = temperature

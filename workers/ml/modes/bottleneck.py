@@ -31,6 +31,8 @@ def _cached(run: Run, cache_dir: Path, keys: dict, meta: dict, earlier: precisio
 
 
 def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_cache: Path | None = None):
+    """Train a head on the frozen base's cached features; (saved model, monitor, validation
+    probabilities, test probabilities or None). No image goes through the base on a full cache hit."""
     cfg = run.cfg
     weights_path = resolve_weights(cfg.backbone, cfg.weights, weights_dir, cfg.image_size)
     # The base is built even on a cache hit: the saved model must contain it.
@@ -54,19 +56,32 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
     earlier = precision.stored(precision_cache, measured_key) if cfg.precision == "auto" else None
 
     fs, used = _cached(run, cache_dir, keys, meta, earlier)
+    counts = (len(run.train), len(run.val), len(run.test) if run.test is not None else 0)
+    batches = tuple(feats.num_batches(n, feats.EXTRACTION_BATCH) for n in counts)
+
+    # The test split's features are stored beside the entry's (docs/decisions.md, "Test features
+    # beside the entry"); an entry written before they were may lack them.
+    def test_file(name):
+        return feats.test_features_path(Path(cache_dir) / keys[name], run.class_names, run.test.relative)
+
+    test_features = None
+    if fs is not None and run.test is not None:
+        test_features = feats.read_test_features(test_file(used), counts[2])
+    test_missing = run.test is not None and test_features is None
+    # One progress bar over every batch this run extracts.
+    to_extract = (0 if fs is not None else batches[0] + batches[1]) + (batches[2] if test_missing else 0)
+
+    def report(done, _total=None):
+        run.on_progress(Progress("extracting", 0, cfg.epochs, done, to_extract, 0.5 * done / to_extract))
+
+    # The float32 network the saved model holds, which computes validation and test features;
+    # unused on a full hit.
+    exact = keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base]) if to_extract else None
     if fs is not None:
         choice = precision.Choice(cfg.precision, used, "cached features")
         if earlier is not None:
             choice.images_per_s, choice.relative_error = earlier.images_per_s, earlier.relative_error
     else:
-        counts = (len(run.train), len(run.val))
-        batches = (
-            feats.num_batches(counts[0], feats.EXTRACTION_BATCH),
-            feats.num_batches(counts[1], feats.EXTRACTION_BATCH),
-        )
-
-        def report(done, total):
-            run.on_progress(Progress("extracting", 0, cfg.epochs, done, total, 0.5 * done / total))
 
         def extractor():
             return keras.Sequential(
@@ -77,7 +92,6 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
                 ]
             )
 
-        exact = keras.Sequential([keras.Input((*cfg.image_size, 3)), preprocess, base])
         low = None  # the bfloat16 copy, once built
         if cfg.precision != "auto":
             choice = precision.Choice(cfg.precision, cfg.precision, "asked")
@@ -90,23 +104,41 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
             train_model = exact
         else:
             train_model = low or precision.low_precision_copy(exact, extractor, choice.used)
+        used = choice.used
         fs = feats.extract_entry(
-            Path(cache_dir) / keys[choice.used],
+            Path(cache_dir) / keys[used],
             meta,
             train_model=train_model,
             validation_model=exact,
             train_ds=make_dataset(run.train, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
             val_ds=make_dataset(run.val, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
-            counts=counts,
-            batches=batches,
+            counts=counts[:2],
+            batches=batches[:2],
             on_batch=report,
             should_stop=run.should_stop,
         )
-    extracted = 0 if fs.cache_hit else len(run.train) + len(run.val)
+    test_extraction_s = 0.0
+    if test_missing:
+        # Only the float32 base computes them, whatever the entry's precision (docs/decisions.md,
+        # "Precision by measurement": lower precision is for training features only).
+        started = time.perf_counter()
+        already = 0 if fs.cache_hit else batches[0] + batches[1]
+        test_features = feats.extract_test_features(
+            test_file(used),
+            exact,
+            make_dataset(run.test, cfg.image_size, feats.EXTRACTION_BATCH, with_labels=False),
+            counts[2],
+            on_batch=lambda i: report(already + i),
+            should_stop=run.should_stop,
+        )
+        test_extraction_s = round(time.perf_counter() - started, 3)
     run.timings.update(
         feature_extraction_s=fs.extraction_s,
         cache_hit=fs.cache_hit,
-        extracted_images=extracted,
+        # Training and validation images, which duration estimates divide feature_extraction_s by.
+        extracted_images=0 if fs.cache_hit else counts[0] + counts[1],
+        extracted_test_images=counts[2] if test_missing else 0,
+        test_extraction_s=test_extraction_s,
         precision=choice.as_dict(),
     )
 
@@ -123,9 +155,16 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
         run.targets(run.train),
         validation_data=(fs.validation, run.targets(run.val)),
         batches=batches,
-        start=0.0 if fs.cache_hit else 0.5,
+        start=0.0 if to_extract == 0 else 0.5,
         end=0.95,
     )
-    chunks = [fs.validation[i : i + 256] for i in range(0, len(fs.validation), 256)]
-    probs = probabilities(predict_batches(head, chunks))
-    return build_transfer_model(cfg.image_size, preprocess, base, head), monitor, probs
+    probs = probabilities(predict_batches(head, _chunks(fs.validation)))
+    # The saved network (preprocess -> base -> head) on the test images, computed in two steps: the
+    # float32 base's stored outputs, then the head. None without a test split.
+    test_probs = None if test_features is None else probabilities(predict_batches(head, _chunks(test_features)))
+    return build_transfer_model(cfg.image_size, preprocess, base, head), monitor, probs, test_probs
+
+
+def _chunks(rows, size: int = 256):
+    """Consecutive slices of a (memory-mapped) feature array, read one at a time."""
+    return (rows[i : i + size] for i in range(0, len(rows), size))
