@@ -16,7 +16,8 @@ SCRATCH = {"mode": "scratch", "image_size": [32, 32], "epochs": 1}
 
 
 @pytest.fixture(autouse=True)
-def warm_queue(settings):
+def warm_queue(settings, clean_broker):
+    """Routing on; the messages these tests send are removed after (no worker here takes them)."""
     settings.TL_WARM_QUEUE = "training-warm"
 
 

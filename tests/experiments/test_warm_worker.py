@@ -32,7 +32,8 @@ def _run(project, dataset, user, name) -> TrainingJob:
     return job
 
 
-def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_recycled(alice, settings):
+# clean_broker: a message another test left on training-warm would count against TL_WARM_MAX_JOBS.
+def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_recycled(alice, settings, clean_broker):
     settings.TL_WARM_QUEUE = "training-warm"
     project = make_project(alice)
     dataset = make_dataset(project)
