@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from workers.ml.config import ExperimentConfig, HeadConfig
 from workers.ml.layers import FeaturewiseStandardize
@@ -112,6 +113,44 @@ def with_augmentation(model: keras.Model, augmentation) -> keras.Model:
     return keras.Model(inputs, model(augmentation(inputs)), name=f"{model.name}_training")
 
 
+class FusedRMSprop(keras.optimizers.RMSprop):
+    """Keras's RMSprop, with each variable's update in TensorFlow's one fused kernel (ResourceApplyRMSProp).
+
+    Keras computes the update as five separate element-wise operations, each a pass over the weights:
+    on a bottleneck head (2.1 M weights in its first Dense layer, a few milliseconds of arithmetic per
+    step) those passes took most of each step. The kernel computes the same formula in one pass: a head
+    trained 20% faster here, its weights within 2e-8 of Keras's after 380 steps (docs/decisions.md,
+    "RMSprop in one kernel"). Centered RMSprop and sparse gradients keep Keras's own update.
+
+    Never part of a saved model: the modes compile a training wrapper and save the uncompiled model
+    inside it, so files that serve or are exported name no optimizer.
+    """
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # The kernel's momentum slot, updated even at momentum 0 (it then holds the last increment).
+        self._fused_momentums = self._momentums or self.add_optimizer_variables(var_list, "fused_momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.centered or isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        tf.raw_ops.ResourceApplyRMSProp(
+            var=variable.handle,
+            ms=self._velocities[index].handle,
+            mom=self._fused_momentums[index].handle,
+            lr=tf.cast(learning_rate, dtype),
+            rho=tf.cast(self.rho, dtype),
+            momentum=tf.cast(self.momentum, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+        return None
+
+
 def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int, *, steps_per_execution: int = 1) -> None:
     """Compile with the config's optimizer; loss chosen from the class count.
 
@@ -123,7 +162,7 @@ def compile_model(model: keras.Model, cfg: ExperimentConfig, n_classes: int, *, 
     elif cfg.optimizer == "adam":
         optimizer = keras.optimizers.Adam(cfg.learning_rate)
     else:
-        optimizer = keras.optimizers.RMSprop(cfg.learning_rate)
+        optimizer = FusedRMSprop(cfg.learning_rate)
     loss = "binary_crossentropy" if is_binary(n_classes) else "sparse_categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=steps_per_execution)
 

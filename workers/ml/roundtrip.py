@@ -17,6 +17,7 @@ model once it has answered (docs/decisions.md, "Round trip before success").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,21 +105,36 @@ class Verifier:
             cwd=_ROOT,
         )
         self._pending = b""
+        self._awaiting = False  # a request was sent whose answer was not read (its reader was interrupted)
 
     @property
     def alive(self) -> bool:
         return self._process.poll() is None and not self._stderr.closed
 
     def probabilities(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> np.ndarray:
+        self.send(model_dir, sha256, image_paths)
+        return self.receive()
+
+    def send(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> None:
+        """Ask for ``image_paths``' probabilities from ``model_dir``; ``receive`` reads the answer."""
+        if self._awaiting:  # an earlier check was interrupted (a time limit, say): its answer is not this one's
+            with contextlib.suppress(MLError):
+                self.receive()
         request = json.dumps({"model_dir": str(model_dir), "sha256": sha256, "paths": [str(p) for p in image_paths]})
         self._stderr.seek(0)
         self._stderr.truncate()  # this request's messages only (the child writes at the shared offset)
         try:
             self._process.stdin.write(request.encode() + b"\n")
             self._process.stdin.flush()
-            line = self._read_line(time.monotonic() + TIMEOUT_SECONDS)
         except BrokenPipeError:
-            line = b""
+            pass  # the process is gone: receive() reports how it ended
+        self._awaiting = True
+
+    def receive(self) -> np.ndarray:
+        """The answer to the last ``send``; MLError with the cause if the model did not load or the process died."""
+        try:
+            line = self._read_line(time.monotonic() + TIMEOUT_SECONDS)
+            self._awaiting = False
         except TimeoutError:
             self.close()
             raise MLError(f"loading the saved model back took over {TIMEOUT_SECONDS} s") from None
@@ -164,7 +181,7 @@ def check_round_trip(
     model_dir: Path,
     sha256: str,
     image_paths: list[Path],
-    expected: np.ndarray,
+    expected: np.ndarray | Callable[[], np.ndarray],
     *,
     tolerance: float = TOLERANCE,
     verifier: Verifier | None = None,
@@ -172,12 +189,17 @@ def check_round_trip(
     """Raise MLError unless the saved model, loaded fresh, answers ``expected`` within ``tolerance``.
 
     With ``verifier``, its waiting process loads the model; otherwise a new one is started.
+    ``expected`` may be a function computing the in-memory model's answer: it then runs while the
+    other process loads the file and predicts, each on its own core.
     """
     started = time.perf_counter()
     if verifier is not None:
-        served = verifier.probabilities(model_dir, sha256, image_paths)
+        verifier.send(model_dir, sha256, image_paths)
+        expected = expected() if callable(expected) else expected
+        served = verifier.receive()
     else:
         served = served_probabilities(model_dir, sha256, image_paths)
+        expected = expected() if callable(expected) else expected
     if served.shape != expected.shape:
         raise MLError(
             f"the saved model answers {served.shape[1:]} probabilities per image, the trained one {expected.shape[1:]}"

@@ -106,7 +106,10 @@ def _round_trip(run: Run, model, model_dir: Path, digest: str, verifier: Verifie
     picked = _round_trip_sample(run.val, ROUND_TRIP_IMAGES)
     paths = [Path(run.val.paths[i]) for i in picked]
     batch = model_inputs([p.read_bytes() for p in paths], run.cfg.image_size).astype(np.float32)
-    expected = probabilities(np.asarray(model(batch, training=False)))
+
+    def expected() -> np.ndarray:  # computed while the verifier loads the file and predicts
+        return probabilities(np.asarray(model(batch, training=False)))
+
     return check_round_trip(model_dir, digest, paths, expected, verifier=verifier).as_dict()
 
 

@@ -146,11 +146,14 @@ def train_bottleneck(run: Run, weights_dir, cache_dir, dataset_hash, precision_c
     head = build_head(fs.train.shape[1:], run.n_classes, cfg.head, fs.train)
     batches = feats.num_batches(len(run.train), cfg.batch_size)
     steps = head_steps_per_execution(head, cfg.batch_size, batches)
-    compile_model(head, cfg, run.n_classes, steps_per_execution=steps)
+    # The compiled model is a wrapper over the head's layers (their weights are shared): the head the
+    # saved model contains stays uncompiled, so no optimizer is written into the file that serves.
+    trainer = keras.Model(head.inputs, head.outputs, name="head_training")
+    compile_model(trainer, cfg, run.n_classes, steps_per_execution=steps)
     run.timings["head_steps_per_execution"] = steps
     monitor = fit(
         run,
-        head,
+        trainer,
         fs.train,
         run.targets(run.train),
         validation_data=(fs.validation, run.targets(run.val)),
