@@ -66,3 +66,30 @@ def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_rec
         )
         assert job.result["round_trip"]["max_abs_diff"] <= 1e-5
     assert TrainedModel.objects.filter(job__in=[first, second, third, fourth]).count() == 4
+
+
+def test_a_cancelled_head_only_job_leaves_the_warm_process_fit_for_the_next(alice, settings, clean_broker):
+    settings.TL_WARM_QUEUE = "training-warm"
+    project = make_project(alice)
+    dataset = make_dataset(project)
+    with (
+        celery_worker("cold", queues="training", max_tasks_per_child=1, TL_WARM_QUEUE="training-warm"),
+        celery_worker("warm", queues="training-warm", **{**WARM, "TL_WARM_MAX_JOBS": "10"}),
+    ):
+        first = _run(project, dataset, alice, "first")
+        experiment = services.experiment_create(
+            project=project, dataset=dataset, config={**BOTTLENECK, "epochs": 1000}, name="long", notes="", user=alice
+        )
+        long = experiment.jobs.get()
+        wait_for(
+            lambda: long.refresh_from_db() or (long.status == Status.RUNNING and long.epoch >= 2),
+            timeout=120,
+            message="the long head-only job to be training",
+        )
+        services.training_job_cancel(job=long)
+        wait_for(lambda: long.refresh_from_db() or long.status in TrainingJob.TERMINAL, timeout=15, message="cancel")
+        after = _run(project, dataset, alice, "after")
+    assert long.queue == "training-warm" and long.status == Status.CANCELLED and long.epoch < 1000
+    assert after.queue == "training-warm" and after.result["timings"]["process"]["job_in_process"] == 2
+    assert after.result["history"] == first.result["history"]
+    assert not TrainedModel.objects.filter(job=long).exists()
