@@ -89,7 +89,12 @@ def test_it_redirects_a_plain_form_post_to_the_dataset(storage, project, alice_c
 
 def test_the_form_sets_the_uploads_test_split(storage, project, alice_client, tmp_path, no_broker):
     page = alice_client.get(reverse("projects:dataset_upload", args=[project.pk])).content.decode()
-    assert 'name="test_percent"' in page and 'value="10"' in page and "(stored exactly as sent)" in page
+    assert (
+        'name="test_percent"' in page
+        and 'max="50"' in page
+        and 'value="10"' in page
+        and "(stored exactly as sent)" in page
+    )
     url = reverse("projects:dataset_upload_zip", args=[project.pk])
     alice_client.post(url, {"archive": _zip(tmp_path), "test_percent": "25"})
     assert Dataset.objects.get(project=project).test_fraction == 0.25

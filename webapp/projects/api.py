@@ -25,6 +25,7 @@ from .datasets import (
     dataset_delete,
     dataset_retry,
 )
+from .ingest.build import MAX_TEST_FRACTION
 from .models import Dataset, DatasetClass, Project
 from .without_leaks import dataset_create_without_leaks
 
@@ -130,7 +131,7 @@ class DatasetUploadSerializer(StrictSerializer):
     test_fraction = serializers.FloatField(
         required=False,
         min_value=0.0,
-        max_value=0.5,
+        max_value=MAX_TEST_FRACTION,
         help_text="Without a test/ folder, this share of each class's training images becomes the test split "
         "(the default is the server's TL_TEST_FRACTION; 0: none).",
     )

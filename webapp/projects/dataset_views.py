@@ -19,7 +19,7 @@ from webapp.core.uploads import limit_upload
 from webapp.core.xhr import json_error, login_required_for_scripts, wants_json
 
 from . import datasets, folder_uploads, selectors
-from .ingest.build import SPLITS
+from .ingest.build import MAX_TEST_FRACTION, SPLITS
 from .without_leaks import dataset_create_without_leaks
 
 # The upload views are csrf_exempt on the outside and csrf_protect on the inside: Django's CSRF
@@ -75,8 +75,11 @@ def _test_fraction(request) -> float | None:
         percent = float(raw)
     except ValueError:
         percent = -1.0
-    if not 0 <= percent <= 50:
-        raise ServiceError(f"The test split must be a percentage from 0 to 50, got {raw!r}.", field="test_percent")
+    largest = round(MAX_TEST_FRACTION * 100)
+    if not 0 <= percent <= largest:
+        raise ServiceError(
+            f"The test split must be a percentage from 0 to {largest}, got {raw!r}.", field="test_percent"
+        )
     return percent / 100
 
 

@@ -55,6 +55,7 @@ from .dataset_files import (  # noqa: F401  (upload_dir and dataset_mark_failed 
     upload_kept,
     upload_source,
 )
+from .ingest.build import MAX_TEST_FRACTION
 from .ingest.images import ACCEPTED_FORMATS
 from .ingest_run import dataset_ingest, dataset_ingest_claim, dataset_ingest_source  # noqa: F401  (public services)
 from .models import Dataset, Project
@@ -78,6 +79,7 @@ def upload_limits() -> dict:
         "batch_files": settings.TL_UPLOAD_BATCH_FILES,
         "validation_fraction": settings.TL_VALIDATION_FRACTION,
         "test_percent": round(settings.TL_TEST_FRACTION * 100),
+        "test_percent_max": round(MAX_TEST_FRACTION * 100),
         "formats": ACCEPTED_FORMATS,
     }
 

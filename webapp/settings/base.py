@@ -179,7 +179,7 @@ TL_TRAINING_MEMORY_BYTES = env_int(
 TL_VALIDATION_FRACTION = env_float("TL_VALIDATION_FRACTION", 0.2, minimum=0.01, maximum=0.9)
 # Share of each class's training images set aside as a test split when an upload has no test/
 # folder (0 turns it off). The epoch is chosen on validation; the headline is measured on test.
-TL_TEST_FRACTION = env_float("TL_TEST_FRACTION", 0.1, minimum=0.0, maximum=0.5)
+TL_TEST_FRACTION = env_float("TL_TEST_FRACTION", 0.1, minimum=0.0, maximum=0.5)  # ingest.build.MAX_TEST_FRACTION
 
 # --- Redis and Celery ---
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

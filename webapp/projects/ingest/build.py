@@ -29,6 +29,9 @@ POOL = "_pool"
 # A test split is carved from the training images only when every class keeps at least this many
 # training groups and gets one test image; below that, the dataset has no test split (it says so).
 MIN_TRAIN_FOR_TEST = 10
+# The largest share of a class's training images a test split may take: the upload form, the API and
+# TL_TEST_FRACTION (webapp/settings/base.py, which cannot import this module, repeats it) are held to it.
+MAX_TEST_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
