@@ -305,7 +305,7 @@ def _loader(ahead: bool):
 def test_a_model_that_does_not_load_back_is_refused_with_the_cause(tmp_path, three_class_dir, ahead):
     import keras
 
-    from workers.ml.predict import file_sha256
+    from workers.ml.hashing import file_sha256
     from workers.ml.roundtrip import check_round_trip
 
     # Keras 3.15's RandomShear saves a negative x_factor that its own constructor refuses.
@@ -462,7 +462,8 @@ def test_one_verifier_answers_many_models_and_survives_a_broken_one(bottleneck_r
     and the next model is still checked by the same process."""
     import keras
 
-    from workers.ml.predict import file_sha256, load_verified_model
+    from workers.ml.hashing import file_sha256
+    from workers.ml.predict import load_verified_model
     from workers.ml.roundtrip import Verifier, check_round_trip
 
     result, _ = bottleneck_run

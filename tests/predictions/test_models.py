@@ -5,7 +5,7 @@ import pytest
 
 from tests.predictions.conftest import copy_model_files, make_model, shape_png
 from webapp.predictions.serving import model_cache
-from workers.ml.predict import file_sha256
+from workers.ml.hashing import file_sha256
 
 pytestmark = pytest.mark.django_db
 

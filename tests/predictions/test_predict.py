@@ -12,7 +12,7 @@ from tests.predictions.conftest import CLASSES, api_client, copy_model_files, ma
 from webapp.core import storage
 from webapp.predictions.models import PredictionLog
 from webapp.predictions.serving import model_cache
-from workers.ml.predict import file_sha256
+from workers.ml.hashing import file_sha256
 
 pytestmark = pytest.mark.django_db
 

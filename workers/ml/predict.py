@@ -17,7 +17,7 @@ import numpy as np
 
 import workers.ml.layers  # noqa: F401  registers the custom layers before any load
 from workers.ml.errors import MLError
-from workers.ml.hashing import file_sha256  # noqa: F401  (re-exported: callers hash model files from here)
+from workers.ml.hashing import file_sha256
 from workers.ml.images import array_to_model_input, decode_image
 from workers.ml.models import probabilities
 

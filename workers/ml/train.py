@@ -31,13 +31,14 @@ from workers.ml.errors import MLError
 from workers.ml.evaluate import evaluate
 from workers.ml.features import EXTRACTION_BATCH
 from workers.ml.fit import Monitor, Progress, Run, predict_batches
+from workers.ml.hashing import file_sha256
 from workers.ml.images import DECODER_VERSION
 from workers.ml.layers import TemperatureScaling
 from workers.ml.models import probabilities
 from workers.ml.modes.bottleneck import train_bottleneck
 from workers.ml.modes.finetune import train_finetune
 from workers.ml.modes.scratch import train_scratch
-from workers.ml.predict import file_sha256, model_inputs
+from workers.ml.predict import model_inputs
 from workers.ml.registry import SPECS
 from workers.ml.roundtrip import Verifier, check_round_trip
 from workers.ml.stats import evaluation_summary, threshold_curve
