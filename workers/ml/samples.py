@@ -12,7 +12,6 @@ Offline, loading fails with the file Keras needed and where to put it, as the we
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,15 +107,6 @@ class SampleUnavailable(MLError):
     """Keras could not load the sample (offline, or a damaged file); ``str(e)`` says what to do."""
 
 
-def keras_datasets_dir() -> Path:
-    """Where Keras keeps downloaded datasets: $KERAS_HOME/datasets, as Keras read it when imported."""
-    try:
-        from keras.src.backend.config import keras_home
-    except ImportError:  # a Keras that moved it: the documented rule
-        return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
-    return Path(keras_home()) / "datasets"
-
-
 def load_arrays(key: str):
     """``((x_train, y_train), (x_test, y_test))`` of a sample, from Keras's cache or downloaded by Keras."""
     sample = SAMPLES.get(key)
@@ -125,12 +115,15 @@ def load_arrays(key: str):
     try:
         return sample.loader()
     except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
-        where = keras_datasets_dir()
-        needed = "; ".join(f"{url} saved as {where / cached}" for url, cached in sample.files)
+        # Named relative to Keras's datasets folder: users read this message, and it must not show a
+        # server path (docs/decisions.md, "Errors are JSON, with a request id"); an administrator knows
+        # the folder from KERAS_HOME.
+        needed = "; ".join(f"{url} saved as {cached}" for url, cached in sample.files)
         raise SampleUnavailable(
             f"{sample.label} is not in Keras's cache and could not be downloaded ({str(exc).splitlines()[0][:200]}). "
-            f"On a machine with internet, download {needed}; or run once where Keras can download it, then copy "
-            f"{where} here (KERAS_HOME sets the folder)."
+            f"On a machine with internet, download {needed}, in Keras's datasets folder on the server "
+            "($KERAS_HOME/datasets; ~/.keras/datasets when KERAS_HOME is unset); or run once where Keras can "
+            "download it, then copy that folder to the server."
         ) from exc
 
 
