@@ -50,3 +50,18 @@ def test_preparing_imports_the_engine_and_starts_the_verifier_before_a_job_goes_
     warm.wait_prepared()
     assert warm._prepared.is_set() and "workers.ml.train" in sys.modules
     assert warm._verifier is not None and warm._verifier.alive
+
+
+@pytest.mark.parametrize("name", ["training", "training-gpu", "default"])
+def test_a_warm_queue_that_is_another_queue_stops_the_start_naming_it(name):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, subprocess_env
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT, env=subprocess_env(TL_WARM_QUEUE=name), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"TL_WARM_QUEUE='{name}' must be a queue of its own (or empty to turn it off)" in done.stderr
