@@ -6,6 +6,7 @@ TL_WARM_MAX_JOBS jobs. Every run trains the same head as a cold process would.
 """
 
 import shutil
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from webapp.experiments.models import TrainedModel, TrainingJob
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 Status = TrainingJob.Status
-WARM = {"TL_WORKER_WARM": "1", "TL_WARM_QUEUE": "training-warm", "TL_WARM_MAX_JOBS": "2"}
+WARM = {"TL_WORKER_WARM": "1", "TL_WARM_QUEUE": "training-warm"}
 
 
 def _run(project, dataset, user, name) -> TrainingJob:
@@ -32,15 +33,22 @@ def _run(project, dataset, user, name) -> TrainingJob:
     return job
 
 
-# clean_broker: a message another test left on training-warm would count against TL_WARM_MAX_JOBS.
-def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_recycled(alice, settings, clean_broker):
+@contextmanager
+def _workers(settings, max_jobs: int):
+    """bin/run's training worker and warm worker, routing on; yields the warm worker's log."""
     settings.TL_WARM_QUEUE = "training-warm"
-    project = make_project(alice)
-    dataset = make_dataset(project)
     with (
         celery_worker("cold", queues="training", max_tasks_per_child=1, TL_WARM_QUEUE="training-warm"),
-        celery_worker("warm", queues="training-warm", **WARM) as (_proc, _node, warm_log),
+        celery_worker("warm", queues="training-warm", **WARM, TL_WARM_MAX_JOBS=str(max_jobs)) as (_, _node, log),
     ):
+        yield log
+
+
+# clean_broker: a message another test left on training-warm would count against TL_WARM_MAX_JOBS.
+def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_recycled(alice, settings, clean_broker):
+    project = make_project(alice)
+    dataset = make_dataset(project)
+    with _workers(settings, max_jobs=2) as warm_log:
         first = _run(project, dataset, alice, "first")
         second = _run(project, dataset, alice, "second")
         third = _run(project, dataset, alice, "third")
@@ -69,13 +77,9 @@ def test_head_only_jobs_run_warm_give_what_a_cold_run_gives_and_the_child_is_rec
 
 
 def test_a_cancelled_head_only_job_leaves_the_warm_process_fit_for_the_next(alice, settings, clean_broker):
-    settings.TL_WARM_QUEUE = "training-warm"
     project = make_project(alice)
     dataset = make_dataset(project)
-    with (
-        celery_worker("cold", queues="training", max_tasks_per_child=1, TL_WARM_QUEUE="training-warm"),
-        celery_worker("warm", queues="training-warm", **{**WARM, "TL_WARM_MAX_JOBS": "10"}),
-    ):
+    with _workers(settings, max_jobs=10):
         first = _run(project, dataset, alice, "first")
         experiment = services.experiment_create(
             project=project, dataset=dataset, config={**BOTTLENECK, "epochs": 1000}, name="long", notes="", user=alice
