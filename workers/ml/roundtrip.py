@@ -111,10 +111,6 @@ class Verifier:
     def alive(self) -> bool:
         return self._process.poll() is None and not self._stderr.closed
 
-    def probabilities(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> np.ndarray:
-        self.send(model_dir, sha256, image_paths)
-        return self.receive()
-
     def send(self, model_dir: Path, sha256: str, image_paths: list[Path]) -> None:
         """Ask for ``image_paths``' probabilities from ``model_dir``; ``receive`` reads the answer."""
         if self._awaiting:  # an earlier check was interrupted (a time limit, say): its answer is not this one's
