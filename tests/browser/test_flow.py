@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.helpers import celery_worker
 from webapp.experiments.models import TrainedModel
@@ -36,8 +37,12 @@ def test_upload_train_publish_and_try_a_model(signed_in, tmp_path, clean_broker)
 
         # A folder of images through the folder picker, sent in batches with relative paths.
         page.get_by_role("link", name="Upload data").first.click()
+        # The input is in the HTML before upload.js (deferred) has attached its change handler: choosing
+        # the folder earlier leaves the summary empty (seen once in CI), as it would for a user that fast.
+        page.wait_for_url(re.compile(r"/datasets/new/$"))
+        page.wait_for_load_state("load")
         page.set_input_files("input[webkitdirectory]", str(folder))
-        assert "56 files" in page.locator(".folder-summary").inner_text()
+        expect(page.locator(".folder-summary")).to_contain_text("56 files")
         screenshot(page, "03-dataset-upload")
         page.get_by_role("button", name="Upload folder").click()
         page.wait_for_url(re.compile(r"/datasets/\d+/$"))
