@@ -38,10 +38,12 @@ def shape_png(shape: str, seed: int, size: int = 32, fmt: str = "PNG") -> bytes:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    """Train VGG16 (weights none, bottleneck, 6 cheap head epochs) on 32x32 shapes into the storage's models folder.
+    """Train VGG16 (weights none, bottleneck, 6 cheap head epochs) on 32x32 shapes, once per session.
 
     Returns the files' facts (path, checksum, size, classes), its validation threshold curve and the
-    in-process LoadedModel, whose answers the HTTP endpoints must reproduce exactly.
+    in-process LoadedModel, whose answers the HTTP endpoints must reproduce exactly. The files stay
+    outside every storage root: tests reach them through link_model_files, so that no test's deletes
+    (a project, a model whose row names the folder) can take them from the tests after it.
     """
     from workers.ml.config import parse_config
     from workers.ml.predict import LoadedModel
@@ -60,7 +62,7 @@ def tiny_model(tmp_path_factory):
         {"mode": "bottleneck", "weights": "none", "image_size": [32, 32], "epochs": 6, "batch_size": 8,
          "head": {"units": 16}, "seed": 7}
     )  # fmt: skip
-    output = storage.models_root() / "tiny-shapes"
+    output = tmp_path_factory.mktemp("tiny-model") / "tiny-shapes"
     result = train(
         config=config,
         dataset_dir=data,
@@ -76,7 +78,24 @@ def tiny_model(tmp_path_factory):
         "threshold_curve": result.threshold_curve,
         "loaded": LoadedModel.load(output, expected_sha256=result.sha256),
     }
-    shutil.rmtree(output, ignore_errors=True)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def link_model_files(tiny_model, name: str = "tiny-shapes") -> str:
+    """The model's files as hard links in the current storage root's models folder (made again if a
+    test deleted them): cheap, and a test that removes the folder removes only its links. Files that a
+    test rewrites in place must be copies instead (copy_model_files)."""
+    target = storage.models_root() / name
+    if not (target / "model.keras").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(tiny_model["path"], target, copy_function=_link_or_copy)
+    return str(target)
 
 
 def copy_model_files(tiny_model, name: str) -> str:

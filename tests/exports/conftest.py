@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 
 from tests.predictions.conftest import api_client, fresh_model_cache, make_dataset, make_model  # noqa: E402,F401
-from tests.trained import CLASSES, shape_png  # noqa: E402
+from tests.trained import CLASSES, link_model_files, shape_png  # noqa: E402
 from webapp.core import storage  # noqa: E402
 from webapp.projects.models import Project  # noqa: E402
 
@@ -29,8 +29,7 @@ def private_storage(settings, tmp_path, tiny_model):
     """A storage root per test (worker subprocesses inherit it), holding the tiny model's files as
     hard links: what a test leaves behind, or removes, is its own."""
     settings.TL_STORAGE_ROOT = tmp_path / "storage"
-    target = storage.models_root() / "tiny-shapes"
-    shutil.copytree(tiny_model["path"], target, copy_function=os.link)
+    link_model_files(tiny_model)
     return settings.TL_STORAGE_ROOT
 
 
@@ -48,7 +47,7 @@ def shapes_model(owner, tiny_model, name="Shapes"):
     project = Project.objects.create(owner=owner, name=name)
     dataset = make_dataset(project)
     write_dataset_files(dataset)
-    return make_model(project, tiny_model, path=storage.models_root() / "tiny-shapes")
+    return make_model(project, tiny_model)
 
 
 @pytest.fixture

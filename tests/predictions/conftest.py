@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from tests.trained import CLASSES, COLOURS, copy_model_files, shape_png  # noqa: E402,F401  (re-exported)
+from tests.trained import CLASSES, COLOURS, copy_model_files, link_model_files, shape_png  # noqa: E402,F401  (re-exported)
 from webapp.accounts.services import api_token_create  # noqa: E402
 from webapp.core import storage  # noqa: E402
 from webapp.experiments.models import Experiment, TrainedModel, TrainingJob  # noqa: E402
@@ -27,8 +27,9 @@ def make_dataset(project: Project, *, status=Dataset.Status.READY) -> Dataset:
 def make_model(
     project: Project, tiny_model, *, published=False, path=None, checksum=None, curve=None, threshold=None
 ) -> TrainedModel:
-    """The rows a succeeded training job leaves behind, pointing at the tiny model's files; the job's
-    threshold curve is the tiny model's own unless `curve` is given."""
+    """The rows a succeeded training job leaves behind, pointing at the tiny model's files (linked into
+    the current storage root unless `path` names other files); the job's threshold curve is the tiny
+    model's own unless `curve` is given."""
     dataset = project.datasets.first() or make_dataset(project)
     experiment = Experiment.objects.create(
         project=project, dataset=dataset, name="tiny", mode="bottleneck", backbone="vgg16",
@@ -44,7 +45,7 @@ def make_model(
     version = (project.models.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     return TrainedModel.objects.create(
         project=project, experiment=experiment, job=job, version=version,
-        path=storage.key_of(path or tiny_model["path"]),
+        path=storage.key_of(path or link_model_files(tiny_model)),
         size_bytes=tiny_model["size_bytes"], checksum=checksum or tiny_model["checksum"],
         class_names=tiny_model["class_names"], image_size=[32, 32], backbone="vgg16", published=published,
         threshold=threshold,
