@@ -26,6 +26,10 @@ def test_it_ingests_an_uploaded_zip_on_a_real_worker(storage, project, alice_cli
             timeout=90,
             message=f"ingest on {node}; log: {log}",
         )
+        # The row turns ready before the task removes the upload (a kill in between leaves it to the
+        # storage sweep): stopping the worker now could cut the task short, so wait for its end.
+        task_id = Dataset.objects.get(pk=dataset_id).task_id
+        wait_for(lambda: f"[{task_id}] succeeded" in log.read_text(), timeout=30, message=f"the task's end in {log}")
     dataset = Dataset.objects.get(pk=dataset_id)
     assert dataset.status == "ready", dataset.error
     assert dataset.task_id in log.read_text()
