@@ -142,8 +142,8 @@ def _check(page, name, url, problems):
         page.set_viewport_size({"width": width, "height": 900})
         found = []
         if page.locator("canvas").count():
-            try:  # Chart.js follows its box's new size on the next frames
-                page.wait_for_function(CHARTS_READABLE, timeout=3000)
+            try:  # Chart.js follows its box's new size on the next frames: seconds when the CPUs are busy
+                page.wait_for_function(CHARTS_READABLE, timeout=15_000)
             except PlaywrightTimeout:
                 sizes = page.eval_on_selector_all("canvas", "(cs) => cs.map((c) => c.getBoundingClientRect().toJSON())")
                 found.append(f"charts under 200 px high or wider than the screen: {sizes}")
