@@ -33,7 +33,7 @@ def make_model(
     dataset = project.datasets.first() or make_dataset(project)
     experiment = Experiment.objects.create(
         project=project, dataset=dataset, name="tiny", mode="bottleneck", backbone="vgg16",
-        config={"mode": "bottleneck", "image_size": [32, 32], "epochs": 2},
+        config={"mode": "bottleneck", "backbone": "vgg16", "weights": "none", "image_size": [32, 32], "epochs": 2},
     )  # fmt: skip
     job = TrainingJob.objects.create(
         experiment=experiment, status=TrainingJob.Status.SUCCEEDED, progress=1.0, epoch=2, epochs=2,
