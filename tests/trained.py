@@ -70,7 +70,7 @@ def tiny_model(tmp_path_factory):
         cache_dir=tmp_path_factory.mktemp("features"),
         dataset_hash="t",
     )
-    yield {
+    return {
         "path": str(output),
         "checksum": result.sha256,
         "size_bytes": result.model_bytes,
